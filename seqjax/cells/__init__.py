@@ -1,0 +1,28 @@
+"""Recurrent cells: each a :class:`Cell` of pure functions over a params pytree.
+
+``get(name, hidden_size, **kwargs)`` builds a cell by name; ``NAMES`` lists the names. New cell
+families register themselves in ``_FACTORIES``.
+"""
+
+from seqjax.cells import inits
+from seqjax.cells.base import Cell
+from seqjax.cells.elman import elman
+from seqjax.cells.gru import gru
+from seqjax.cells.lstm import LSTMCarry, lstm
+
+_FACTORIES = {"elman": elman, "lstm": lstm, "gru": gru}
+
+
+def names() -> tuple:
+    """The cell names ``get`` accepts."""
+    return tuple(_FACTORIES)
+
+
+def get(name: str, hidden_size: int, **kwargs) -> Cell:
+    """Builds the cell called ``name`` (``"lstm"``, ``"gru"``, ...) with ``hidden_size`` units."""
+    if name not in _FACTORIES:
+        raise ValueError(f"cell={name!r}: choose one of {', '.join(_FACTORIES)}")
+    return _FACTORIES[name](hidden_size, **kwargs)
+
+
+__all__ = ["Cell", "LSTMCarry", "elman", "get", "gru", "inits", "lstm", "names"]

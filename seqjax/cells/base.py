@@ -1,0 +1,79 @@
+"""The `Cell` contract: a recurrent cell is a NamedTuple of pure functions.
+
+Like optax's ``GradientTransformation(init, update)``, a cell is built by a small factory that
+closes over its hyper-parameters and returns plain functions over a params pytree::
+
+    cell = seqjax.cells.lstm(hidden_size=256, forget_bias=1.0)
+    params = cell.init(key, input_size)               # dict of jax.Arrays
+    carry = cell.initial_carry(params, batch_shape)   # zeros, e.g. LSTMCarry(h, c)
+    carry, y = cell.step(params, carry, x)            # x: (*batch, input_size)
+
+``step == recur . project``: ``project`` computes the input-dependent part of a step (one matmul,
+which a driver can run for all time steps at once) and ``recur`` consumes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+Params = Any  # a pytree of jax.Arrays
+Carry = Any  # a pytree of jax.Arrays with leading batch axes
+
+
+class Cell(NamedTuple):
+    """A recurrent cell: pure functions over a params pytree.
+
+    Attributes:
+      init: ``(key, input_size) -> params``.
+      initial_carry: ``(params, batch_shape) -> carry`` (zeros; ``batch_shape=()`` is unbatched).
+      step: ``(params, carry, x) -> (carry, y)`` for one time step, ``x: (*batch, input_size)``.
+      project: ``(params, xs) -> ps``, the input-dependent part of ``step`` for any leading axes.
+      recur: ``(params, carry, p) -> (carry, y)``; ``step(params, c, x) == recur(params, c,
+        project(params, x))``.
+      hidden_size: size of the output ``y`` (and of the hidden state).
+      name: the family name (``"lstm"``, ``"gru"``, ...).
+      parallel: for cells whose recurrence is linear in the carry, ``(params, carry, xs) ->
+        (ys, carry)`` over a whole time-major-free sequence ``xs: (*batch, T, input)`` computed
+        with an associative scan; ``None`` for cells that must run step by step.
+    """
+
+    init: Callable[..., Params]
+    initial_carry: Callable[..., Carry]
+    step: Callable[..., tuple]
+    project: Callable[..., Any]
+    recur: Callable[..., tuple]
+    hidden_size: int
+    name: str
+    parallel: Optional[Callable[..., tuple]] = None
+
+
+def make_step(project: Callable, recur: Callable) -> Callable:
+    """``step = recur . project``: the one definition every cell shares."""
+
+    def step(params, carry, x):
+        return recur(params, carry, project(params, x))
+
+    return step
+
+
+def zeros_carry(hidden_size: int, dtype_of: str = "w_h") -> Callable:
+    """``initial_carry`` for cells whose carry is one hidden vector ``h``."""
+
+    def initial_carry(params, batch_shape=()):
+        dtype = params[dtype_of].dtype
+        return jnp.zeros((*tuple(batch_shape), hidden_size), dtype)
+
+    return initial_carry
+
+
+def check_size(name: str, value: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{name}={value!r}: must be a positive integer")
+    return value
+
+
+def split_keys(key: jax.Array, n: int):
+    return jax.random.split(key, n)

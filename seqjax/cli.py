@@ -1,0 +1,54 @@
+"""The ``seqjax`` command: ``seqjax SUBCOMMAND [flags]``.
+
+Subcommands live in their own modules and are imported only when used, so ``seqjax --help`` is
+instant. Each entry of ``COMMANDS`` maps a name to ``(module:function, one-line help)``; the
+function takes the remaining ``argv`` (subcommand name first) and returns an exit status.
+A :class:`seqjax.errors.UserError` anywhere ends in one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {}
+
+
+def _usage() -> str:
+    lines = [
+        "usage: seqjax COMMAND [flags]   (seqjax COMMAND --help for its flags)",
+        "",
+        "commands:",
+    ]
+    if not COMMANDS:
+        lines.append("  (none yet)")
+    for name, (_, help_) in COMMANDS.items():
+        lines.append(f"  {name:<9} {help_}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from seqjax.errors import UserError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    name = argv[0]
+    if name not in COMMANDS:
+        print(
+            f"seqjax: unknown command {name!r}: choose one of {', '.join(COMMANDS)}",
+            file=sys.stderr,
+        )
+        return 2
+    target, _ = COMMANDS[name]
+    module, func = target.split(":")
+    try:
+        return int(getattr(importlib.import_module(module), func)(argv) or 0)
+    except UserError as e:
+        print(f"seqjax {name}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
