@@ -137,8 +137,8 @@ def test_return_carries_and_remat(name):
 def test_gradients_match_finite_differences(name):
     with jax.enable_x64(True):
         cell, params, xs = setup(name, jnp.float64)
-        f = lambda p, x: jnp.sum(seqjax.unroll(cell, p, x[:, :4])[0] ** 2)
-        check_grads(f, (params, xs), order=2, modes=["fwd", "rev"], atol=1e-5, rtol=1e-5)
+        f = lambda p, x: jnp.sum(seqjax.unroll(cell, p, x[:, :3])[0] ** 2)
+        check_grads(f, (params, xs), order=1, modes=["fwd", "rev"], atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", CELLS)
