@@ -14,8 +14,8 @@ parameters (``w_x``, ``w_h``, ``b``), so the cell code stays untouched:
 
 A sigmoid gate is *saturated* when its value is below ``threshold`` or above ``1 - threshold``
 (default 0.1: below 0.1 or above 0.9): there :math:`\sigma' = \sigma(1-\sigma) < 0.09`, so little
-gradient flows into the gate's pre-activation (Gers et al. 2000; Chandar et al. 2019 use such
-fractions to diagnose training). Statistics are over every example, time step and unit.
+gradient flows into the gate's pre-activation (gate saturation as a cause of vanishing
+gradients: Chandar et al. 2019). Statistics are over every example, time step and unit.
 """
 
 from __future__ import annotations

@@ -111,6 +111,9 @@ def grad_norms_per_step(
       :math:`\sqrt{\|g_h\|^2 + \|g_c\|^2}`), averaged over the batch. Index ``k`` is the distance
       ``T - t``: ``k = 0`` the last state, ``k = T`` the initial carry.
 
+    Sequences must share one length (no padding): with right padding the distance to each
+    sequence's own end would differ from ``T - t``.
+
     Example:
       >>> import jax, jax.numpy as jnp, seqjax
       >>> cell = seqjax.cells.elman(4, activation="identity", recurrent_init="identity")

@@ -1,7 +1,7 @@
 r"""Products of step Jacobians :math:`\partial h_T / \partial h_t` and their singular values.
 
 Backpropagation through time multiplies the step Jacobians (Bengio, Simard & Frasconi 1994;
-Pascanu, Mikolov & Bengio 2013, sec. 2.1, eq. 5):
+Pascanu, Mikolov & Bengio 2013, sec. 2.1):
 
 .. math::
     J_s = \frac{\partial h_s}{\partial h_{s-1}}, \qquad
