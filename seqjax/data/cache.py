@@ -1,0 +1,82 @@
+"""A folder of tokenised arrays per (source, settings), written atomically.
+
+An entry is ``<cache_dir>/<task>-<key>/`` holding ``meta.json`` and one ``<name>.npy`` per array.
+``key`` is a hash of everything the arrays depend on: the source's identity (file paths with size
+and modification time, or hub id and split names, or the embedded text's hash), the columns,
+labels, fractions, encoding and tokenizer settings, and :data:`VERSION`. The entry is written into
+a temporary folder beside it and renamed into place (``os.replace``), so a reader sees either the
+whole entry or none, and two processes racing to write the same entry both end up with a whole one.
+Delete the folder to force re-tokenising (e.g. after a hub dataset changed upstream).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+VERSION = 1  # bump when the arrays' meaning changes, so old entries are not reused
+
+log = logging.getLogger(__name__)
+
+
+def cache_key(parts: Mapping[str, Any]) -> str:
+    """A short stable hash of a JSON-serialisable description.
+
+    >>> cache_key({"a": 1, "b": [2, 3]}) == cache_key({"b": [2, 3], "a": 1})
+    True
+    """
+    text = json.dumps({"version": VERSION, **parts}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def load(cache_dir: str | None, name: str) -> tuple[dict, dict[str, np.ndarray]] | None:
+    """``(meta, arrays)`` of entry ``name``, or ``None`` when it is absent (or unreadable)."""
+    if cache_dir is None:
+        return None
+    folder = os.path.join(cache_dir, name)
+    meta_path = os.path.join(folder, "meta.json")
+    if not os.path.isfile(meta_path):
+        return None
+    try:
+        with open(meta_path) as f:
+            meta = json.load(f)
+        arrays = {a: np.load(os.path.join(folder, f"{a}.npy")) for a in meta["arrays"]}
+    except (OSError, ValueError, KeyError) as e:
+        log.warning("ignoring unreadable cache entry %s (%s); rebuilding it", folder, e)
+        return None
+    return meta, arrays
+
+
+def save(cache_dir: str | None, name: str, meta: dict, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write entry ``name`` atomically; a cache that cannot be written only logs a warning."""
+    if cache_dir is None:
+        return
+    folder = os.path.join(cache_dir, name)
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=f".{name}.", dir=cache_dir)
+    except OSError as e:
+        log.warning("cannot write the data cache in %s (%s); continuing without it", cache_dir, e)
+        return
+    try:
+        for a, array in arrays.items():
+            with open(os.path.join(tmp, f"{a}.npy"), "wb") as f:
+                np.save(f, np.ascontiguousarray(array))
+        with open(os.path.join(tmp, "meta.json"), "w") as f:
+            json.dump({**meta, "arrays": sorted(arrays)}, f)
+        if os.path.isdir(folder) and load(cache_dir, name) is None:
+            shutil.rmtree(folder, ignore_errors=True)  # a broken entry: replace it
+        if not os.path.isdir(folder):  # else another process wrote it first: as good as ours
+            os.replace(tmp, folder)
+    except OSError as e:
+        log.warning("cannot write the data cache entry %s (%s); continuing without it", folder, e)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
