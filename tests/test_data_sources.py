@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from seqjax.data import embedded_corpus, load_classification, load_labelled, load_text
+from seqjax.data import embedded_corpus, load_classification, load_labelled, load_text, sources
 from seqjax.data.sources import join_texts
 from seqjax.errors import UserError
 
@@ -280,3 +280,44 @@ def test_offline_env_set_after_import_is_honoured(monkeypatch):
         load_text({"hub_id": "stanfordnlp/sst2"})
     assert seen == [(True, True)]
     assert not datasets.config.HF_HUB_OFFLINE and not huggingface_hub.constants.HF_HUB_OFFLINE
+
+
+def test_hub_splits_and_classlabel_names(monkeypatch):
+    """The hub path without a network: read_hub replaced by in-memory datasets."""
+    import datasets
+
+    features = datasets.Features(
+        {"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])}
+    )
+    hub = {
+        "train": datasets.Dataset.from_dict(
+            {"sentence": ["good", "bad", "fine", "awful"], "label": [1, 0, 1, 0]}, features
+        ),
+        "validation": datasets.Dataset.from_dict(
+            {"sentence": ["great", "poor"], "label": [1, 0]}, features
+        ),
+    }
+    calls = []
+
+    def fake_read_hub(hub_id, hub_config, split, key):
+        calls.append((hub_id, hub_config, split, key))
+        return hub[split]
+
+    monkeypatch.setattr(sources, "read_hub", fake_read_hub)
+    cfg = {"hub_id": "stanfordnlp/sst2", "text_column": "sentence", "cache_dir": ""}
+    data = load_classification(cfg)
+    assert calls == [
+        ("stanfordnlp/sst2", "", "train", "train_split"),
+        ("stanfordnlp/sst2", "", "validation", "validation_split"),
+    ]
+    assert data.labels == ("neg", "pos")  # the ClassLabel's names
+    assert data.splits["validation"].labels.tolist() == [1, 0]
+    data = load_classification({**cfg, "labels": "pos,neg"})  # names, in another order
+    assert data.splits["train"].labels.tolist() == [0, 1, 0, 1]
+    data = load_classification({**cfg, "labels": "0,1"})  # or the stored ids
+    assert data.splits["train"].labels.tolist() == [1, 0, 1, 0]
+    with pytest.raises(
+        UserError,
+        match=r"\[train\], row 0: unknown label 'pos'; the label set is negative, positive",
+    ):
+        load_classification({**cfg, "labels": "negative,positive"})

@@ -19,6 +19,11 @@ pools of ``pool`` batches by length and cuts them into batches (bucketing, as to
 length and little padding), then shuffles the order of the batches. Tokens are right-padded with
 id 0 (``<pad>``) to the batch's longest length rounded up to a multiple of ``pad_multiple``
 (fewer distinct shapes, fewer jit compilations), with the true ``lengths`` beside them.
+
+Measured on SST-2 train (word level, B=64, one epoch; ``python experiments/bench_data.py``):
+a plain shuffle pads 73.5% of the tokens of a batch, bucketing 2.9% with ``pad_multiple=1``
+(43 distinct batch shapes) and 31.2% with the default ``pad_multiple=8`` (8 shapes, so 8 jit
+compilations of a training step instead of 43). A batch takes about 0.5 ms to build.
 """
 
 from __future__ import annotations

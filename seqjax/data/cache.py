@@ -7,6 +7,10 @@ labels, fractions, encoding and tokenizer settings, and :data:`VERSION`. The ent
 a temporary folder beside it and renamed into place (``os.replace``), so a reader sees either the
 whole entry or none, and two processes racing to write the same entry both end up with a whole one.
 Delete the folder to force re-tokenising (e.g. after a hub dataset changed upstream).
+
+Measured (``python experiments/bench_data.py``, 2-core CPU): Tiny Shakespeare at char level loads
+in 1.5-3.8 s the first time (of which ~1 s is importing ``datasets``) and 0.001 s from the cache;
+SST-2 at word level in 2.2-3.5 s, then 0.01 s.
 """
 
 from __future__ import annotations
