@@ -321,3 +321,7 @@ def test_hub_splits_and_classlabel_names(monkeypatch):
         match=r"\[train\], row 0: unknown label 'pos'; the label set is negative, positive",
     ):
         load_classification({**cfg, "labels": "negative,positive"})
+    calls.clear()
+    data = load_classification({**cfg, "validation_split": "", "validation_fraction": 0.5})
+    assert calls == [("stanfordnlp/sst2", "", "train", "train_split")]  # validation carved
+    assert [data.splits[s].num_examples for s in ("train", "validation")] == [2, 2]

@@ -24,14 +24,15 @@ Checkpoints store ``data.metadata`` (JSON); ``tokenizer_from_json(metadata["toke
 the tokenizer back for ``sample`` / ``predict`` (then ``pad_batch`` for new texts).
 
 Config fields (``data.*``; a missing key, ``None`` or ``""`` means the default in
-:data:`DEFAULTS`):
+:data:`DEFAULTS`, except that ``""`` means none for the hub split names and ``cache_dir``):
 
 ==========================  ==================================================================
 ``source``                  ``auto`` (default: ``files`` if ``train_files`` is set, ``hub`` if
                             ``hub_id`` is, else ``embedded``), ``embedded``, ``files``, ``hub``
 ``hub_id``, ``hub_config``  ``datasets.load_dataset(hub_id, hub_config)``; offline it fails with
                             one line saying how to use local files instead
-``train_split`` ...         hub split names (``train``, ``validation``; ``test_split`` is ``""``)
+``train_split`` ...         hub split names: ``train``, ``validation``, ``test_split`` ``""``;
+                            ``""`` means none (validation / test are then carved by fraction)
 ``train_files`` ...         ``train_files``, ``validation_files``, ``test_files``: a path, a glob,
                             ``"a.csv,b.csv"`` or a list
 ``format``                  ``auto`` (from the extension: .txt .tokens -> text, .csv, .tsv, .json,

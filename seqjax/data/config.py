@@ -1,8 +1,9 @@
 """Reading the ``data.*`` config: defaults, per-split values, file lists, label sets.
 
 The data layer accepts any ``Mapping``-like config (a dict, an ml_collections ``ConfigDict``): it
-only calls ``cfg.get(key)`` / ``cfg[key]``. A missing key, ``None`` and ``""`` all mean "use the
-default" (:data:`DEFAULTS`). Bad values raise :class:`seqjax.errors.UserError` naming the field.
+only calls ``cfg.get(key)``. A missing key, ``None`` and ``""`` mean "use the default"
+(:data:`DEFAULTS`), except for the hub split names and ``cache_dir``, where ``""`` means "none".
+Bad values raise :class:`seqjax.errors.UserError` naming the field.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "source": "auto",  # auto | embedded | files | hub (auto: files if train_files, hub if hub_id)
     "hub_id": "",  # e.g. "stanfordnlp/sst2" (datasets.load_dataset's path)
     "hub_config": "",  # the hub dataset's config name, e.g. "wikitext-2-raw-v1"
-    "train_split": "train",  # hub split names; "" = none (validation/test: carve by fraction)
+    "train_split": "train",  # hub split names; "" = none (validation, test: carved by fraction)
     "validation_split": "validation",
     "test_split": "",
     "train_files": "",  # a path, a glob, "a.txt,b.txt" or a list of them
@@ -64,13 +65,27 @@ EXTENSIONS = {
 }
 
 
+#: Fields where ``""`` is a value of its own ("no such split", "no cache"), not "the default".
+EMPTY_IS_A_VALUE = ("train_split", "validation_split", "test_split", "cache_dir")
+
+
 def get(cfg: Mapping, key: str) -> Any:
-    """``cfg[key]``, or ``DEFAULTS[key]`` when the key is missing, ``None`` or ``""``."""
+    """``cfg[key]``, or ``DEFAULTS[key]`` when the key is missing, ``None`` or ``""``.
+
+    ``""`` is kept for the fields in :data:`EMPTY_IS_A_VALUE`.
+
+    >>> get({"validation_split": ""}, "validation_split"), get({"tokenizer": ""}, "tokenizer")
+    ('', 'char')
+    """
     getter = getattr(cfg, "get", None)
     value = getter(key, None) if getter is not None else None
-    if value is None or (isinstance(value, str) and value.strip() == ""):
+    if isinstance(value, str):
+        value = value.strip()
+        if value == "" and key in EMPTY_IS_A_VALUE:
+            return value
+    if value is None or (isinstance(value, str) and value == ""):
         return DEFAULTS[key]
-    return value.strip() if isinstance(value, str) else value
+    return value
 
 
 def choice(cfg: Mapping, key: str, allowed: Sequence[str]) -> str:
@@ -207,8 +222,5 @@ def label_set(cfg: Mapping) -> list[str] | None:
 
 def cache_dir(cfg: Mapping) -> str | None:
     """The cache folder, or ``None`` when ``data.cache_dir`` is set to ``""`` (no cache)."""
-    getter = getattr(cfg, "get", None)
-    value = getter("cache_dir", None) if getter is not None else None
-    if isinstance(value, str) and value.strip() == "":
-        return None
-    return os.path.abspath(os.path.expanduser(str(get(cfg, "cache_dir"))))
+    value = get(cfg, "cache_dir")
+    return os.path.abspath(os.path.expanduser(str(value))) if value else None
