@@ -32,7 +32,11 @@ def padding_fraction(batches):
 
 
 def main():
-    cache = tempfile.mkdtemp(prefix="seqjax-bench-")
+    with tempfile.TemporaryDirectory(prefix="seqjax-bench-") as cache:
+        run(cache)
+
+
+def run(cache):
     shakespeare = str(SHARED / "tinyshakespeare" / "input.txt")
     for kind in ("char", "word", "bpe"):
         cfg = {"train_files": shakespeare, "tokenizer": kind, "cache_dir": cache}
