@@ -72,7 +72,8 @@ def rnn(
       merge: ``"concat"`` (output size 2H) or ``"sum"`` (H).
       dropout_rate: dropout on the outputs of every layer but the last, when ``train=True``.
       variational: one dropout mask per sequence for all steps (Gal & Ghahramani 2016).
-      residual: add each layer's input to its output where the sizes match (Wu et al. 2016).
+      residual: add each layer's input to its output where the sizes match (Wu et al. 2016);
+        outputs past ``lengths`` stay zero.
 
     Example:
       >>> import jax, jax.numpy as jnp, seqjax
@@ -141,7 +142,11 @@ def rnn(
                 ys, c = unroll(cell, p, xs, c, **kw)
                 new_carries.append(c)
             if residual and ys.shape[-1] == xs.shape[-1]:
-                ys = ys + xs.astype(ys.dtype)
+                skip = xs.astype(ys.dtype)
+                if lengths is not None:  # padding stays zero: the skip adds nothing past the end
+                    valid = jnp.arange(xs.shape[-2]) < jnp.asarray(lengths)[..., None]
+                    skip = jnp.where(valid[..., None], skip, jnp.zeros_like(skip))
+                ys = ys + skip
             if train and dropout_rate > 0.0 and i < len(cells) - 1:
                 ys = dropout(keys[i], ys, dropout_rate, variational=variational)
             xs = ys
