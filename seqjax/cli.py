@@ -11,7 +11,9 @@ from __future__ import annotations
 import importlib
 import sys
 
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "bench": ("seqjax.bench:main", "time training steps against PyTorch and Flax (needs torch)"),
+}
 
 
 def _usage() -> str:
