@@ -18,6 +18,15 @@ A task module exposes ``build(config) -> Task``. The loop never looks inside bat
 * ``metadata``: JSON-serialisable facts saved with every checkpoint (vocabulary, label names, ...).
 * ``units``: what a batch counts for throughput: ``"tokens"`` or ``"examples"``, with
   ``units_per_batch`` of them per training batch.
+
+How the loop (:mod:`seqjax.train.loop`) uses it: ``loss`` runs inside one jitted, pure
+``train_step`` with ``train=True`` and ``key = fold_in(run_key, step)``; evaluation code may call
+it with ``key=None, train=False``. Training batch ``step`` is fed to update ``step + 1``, so a
+checkpoint at step ``n`` resumes with ``batch(n)``. Checkpoints are ranked by
+``evaluate(params, eval_splits[0])[best_metric]``. The config is saved with every checkpoint and
+``build(config)`` must rebuild the same task from it (``seqjax eval`` does), so a task must not
+depend on anything outside its config but files the config names. Tests wrap a task with
+``task._replace(batch=...)`` to inject faults.
 """
 
 from __future__ import annotations

@@ -1,0 +1,259 @@
+"""The training loop: ``train_and_evaluate(config, workdir)``, and ``evaluate_checkpoint``.
+
+The loop owns every side effect of a run and talks to the task only through
+:class:`seqjax.tasks.base.Task`:
+
+1. validate the config and build the task and optimizer (mistakes end here, before any file is
+   written);
+2. resume from the latest complete checkpoint in ``WORKDIR/checkpoints`` if there is one (after
+   checking it belongs to the same experiment), else start from fresh parameters;
+3. for ``step`` in ``[start, num_steps)``: ``state, metrics = train_step(state, task.batch(step),
+   key)``. Batches are a function of ``(seed, step)`` and randomness of ``(key, step)``, so a
+   resumed run continues bitwise as if it had never stopped;
+4. every ``train.log_every`` steps: fetch the step metrics (one host sync per window, not per
+   step), stop on a non-finite step unless ``train.skip_nonfinite``, write means to
+   ``metrics.jsonl``/TensorBoard and the progress display;
+5. every ``train.eval_every`` and ``train.checkpoint_every`` steps and at the end: evaluate on the
+   task's validation split; at checkpoint steps save a checkpoint ranked by that metric.
+
+Step ``n`` means "after ``n`` updates"; update ``n`` used ``task.batch(n - 1)``.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import time
+from typing import Any, Optional
+
+import jax
+import numpy as np
+
+from seqjax import tasks
+from seqjax.errors import UserError
+from seqjax.tasks.base import Task
+from seqjax.train import checkpoint, optim
+from seqjax.train import config as config_lib
+from seqjax.train import step as step_lib
+from seqjax.train.metrics import MetricWriter, Progress, format_metrics
+
+# Step metrics averaged over a log window; the others are reported as described in _summarize.
+_LAST = ("learning_rate", "skipped")
+
+
+def _summarize(window: list, units: str, units_per_batch: int, seconds: float, steps: int) -> dict:
+    """Means over the window's applied steps; ``clip_rate`` = fraction of those clipped,
+    ``nonfinite`` = count of non-finite steps, ``learning_rate``/``skipped`` = last values."""
+    applied = [m for m in window if not m["nonfinite"]] or window
+    out = {}
+    for k in window[-1]:
+        if k in _LAST:
+            out[k] = float(window[-1][k])
+        elif k == "clipped":
+            out["clip_rate"] = float(np.mean([m[k] for m in applied]))
+        elif k == "nonfinite":
+            out[k] = float(sum(bool(m[k]) for m in window))
+        else:
+            out[k] = float(np.mean([m[k] for m in applied]))
+    if steps > 0 and seconds > 0 and units_per_batch:
+        out[f"{units}_per_sec"] = steps * units_per_batch / seconds
+    return out
+
+
+def _abstract_state(task: Task, tx) -> tuple:
+    state = jax.eval_shape(lambda k: step_lib.init_state(task, tx, k), jax.random.key(0))
+    rng = jax.eval_shape(lambda: jax.random.key_data(jax.random.key(0)))
+    return state, rng
+
+
+def _num_params(params) -> int:
+    return sum(int(np.prod(np.shape(x))) for x in jax.tree.leaves(params))
+
+
+def train_and_evaluate(config, workdir, *, task: Optional[Task] = None) -> dict:
+    """Trains ``config`` in ``workdir`` (resuming from its checkpoints) and evaluates it.
+
+    Args:
+      config: an experiment config (see :mod:`seqjax.train.config`).
+      workdir: the run's directory: ``checkpoints/``, ``metrics.jsonl``, ``tb/``.
+      task: the task to train; built from ``config`` when ``None`` (tests pass a wrapped one).
+
+    Returns:
+      ``{"step": final step, "validation": metrics, "best_step": step of the best checkpoint}``.
+    """
+    config_lib.validate(config)
+    task = tasks.build(config) if task is None else task
+    tc = config.train
+    tx = optim.build(config.optim, tc.num_steps)
+    workdir = pathlib.Path(workdir)
+    if workdir.exists() and not workdir.is_dir():
+        raise UserError(f"--workdir={workdir}: is a file; give a directory")
+    ckpt_dir = workdir / "checkpoints"
+    mngr = checkpoint.manager(
+        ckpt_dir, keep=tc.keep, best_metric=task.best_metric, best_mode=task.best_mode
+    )
+    init_key, train_key = jax.random.split(jax.random.key(config.seed))
+    state = step_lib.init_state(task, tx, init_key)
+    rng = jax.random.key_data(train_key)
+    latest = mngr.latest_step()
+    if latest is not None:
+        saved = checkpoint.read_meta(mngr, latest)
+        diffs = config_lib.experiment_diff(saved["config"], config)
+        if diffs:
+            mngr.close()
+            raise UserError(
+                f"--workdir={workdir}: its checkpoints belong to a different experiment "
+                f"({'; '.join(diffs)}); use a new --workdir, or the same config to resume "
+                f"(only {', '.join(sorted(config_lib.RUN_CONTROL))} may change)"
+            )
+        state, rng = checkpoint.restore(mngr, latest, state, rng)
+
+    split = task.eval_splits[0]
+    meta = {
+        "config": config_lib.to_dict(config),
+        "task": task.metadata,
+        "best_metric": task.best_metric,
+        "best_mode": task.best_mode,
+    }
+    start = int(state.step)
+    progress = Progress(tc.num_steps, start)
+    progress.line(
+        f"seqjax train: task {config.task} ({task.metadata.get('problem', '')}), "
+        f"{_num_params(state.params):,} parameters, workdir {workdir}"
+        + (f", resuming at step {start}" if latest is not None else "")
+    )
+    workdir.mkdir(parents=True, exist_ok=True)
+    writer = MetricWriter(workdir)
+    try:
+        if start >= tc.num_steps:
+            progress.line(
+                f"nothing to train: the checkpoint at step {start} already reaches "
+                f"train.num_steps={tc.num_steps}; raise train.num_steps to continue"
+            )
+            validation = task.evaluate(state.params, split)
+        else:
+            validation = _run(config, task, tx, state, rng, mngr, writer, progress, meta, latest)
+        return {
+            "step": max(start, tc.num_steps),
+            "validation": validation,
+            "best_step": mngr.best_step(),
+        }
+    finally:
+        progress.close()
+        writer.close()
+        mngr.close()
+
+
+def _run(config, task, tx, state, rng, mngr, writer, progress, meta, last_saved) -> dict:
+    tc = config.train
+    train_step = step_lib.make_train_step(task, tx)
+    key = jax.random.wrap_key_data(rng)
+    split = task.eval_splits[0]
+    pending: list = []  # (step, device metrics) not yet fetched
+    window: list = []  # host metrics of the current log window
+    start = int(state.step)
+    validation: dict = {}
+    clock, timed = None, 0  # throughput: wall time and steps since `clock` (compile excluded)
+
+    def fetch():
+        nonlocal pending
+        host = jax.device_get([m for _, m in pending])
+        for (step, _), m in zip(pending, host):
+            window.append(m)
+            if m["nonfinite"] and not tc.skip_nonfinite:
+                writer.write(step, "train", _summarize(window, task.units, 0, 0, 0))
+                where = (
+                    f"step {last_saved} in {mngr.directory}"
+                    if last_saved is not None
+                    else "none was saved yet"
+                )
+                raise UserError(
+                    f"step {step}: the loss or gradients are not finite; training stopped and "
+                    f"the last good checkpoint ({where}) is kept. Lower optim.learning_rate, set "
+                    "optim.clip, or set train.skip_nonfinite=True to skip such steps"
+                )
+        pending = []
+
+    for s in range(start, tc.num_steps):
+        state, metrics = train_step(state, task.batch(s), key)
+        done = s + 1
+        pending.append((done, metrics))
+        progress.advance()
+        if clock is None:  # the first step compiled: time from its end
+            jax.block_until_ready(metrics)
+            clock, timed = time.perf_counter(), 0
+        else:
+            timed += 1
+        last = done == tc.num_steps
+        is_log = done % tc.log_every == 0 or last
+        is_ckpt = done % tc.checkpoint_every == 0 or last
+        is_eval = done % tc.eval_every == 0 or is_ckpt
+        if not (is_log or is_eval):
+            continue
+        fetch()  # never evaluate or save past a non-finite step
+        if is_log:
+            seconds = time.perf_counter() - clock
+            summary = _summarize(window, task.units, task.units_per_batch, seconds, timed)
+            writer.write(done, "train", summary)
+            progress.train(done, summary, task.units)
+            window.clear()
+            clock, timed = time.perf_counter(), 0
+        if is_eval:
+            validation = task.evaluate(state.params, split)
+            writer.write(done, split, validation)
+            progress.line(f"step {done} {split}: {format_metrics(validation)}")
+        if is_ckpt:
+            rng_data = jax.random.key_data(key)
+            checkpoint.save(
+                mngr,
+                done,
+                state,
+                rng_data,
+                {**meta, "step": done, "data_position": done, "metrics": validation},
+                validation,
+            )
+            last_saved = done
+        clock, timed = time.perf_counter(), 0  # evaluation and saving are not training time
+    return validation
+
+
+def evaluate_checkpoint(
+    workdir, split: Optional[str] = None, which: str = "best"
+) -> dict[str, Any]:
+    """Evaluates the ``"best"`` (or ``"latest"``) checkpoint of ``workdir`` on ``split`` (the
+    task's validation split by default), from nothing but the workdir."""
+    ckpt_dir = pathlib.Path(workdir) / "checkpoints"
+    if which not in ("best", "latest"):
+        raise UserError(f"--checkpoint={which!r}: choose one of best, latest")
+    if not ckpt_dir.is_dir():
+        raise UserError(
+            f"--workdir={workdir}: has no checkpoints ({ckpt_dir} is missing); train first with "
+            f"seqjax train --config FILE --workdir {workdir}"
+        )
+    mngr = checkpoint.manager(ckpt_dir, create=False)
+    try:
+        latest = mngr.latest_step()
+        if latest is None:
+            raise UserError(f"--workdir={workdir}: {ckpt_dir} holds no complete checkpoint")
+        meta = checkpoint.read_meta(mngr, latest)
+    finally:
+        mngr.close()
+    import ml_collections
+
+    config = ml_collections.ConfigDict(meta["config"])
+    task = tasks.build(config)
+    split = split or task.eval_splits[0]
+    if split not in task.eval_splits:
+        raise UserError(f"--split={split!r}: choose one of {', '.join(task.eval_splits)}")
+    tx = optim.build(config.optim, config.train.num_steps)
+    mngr = checkpoint.manager(
+        ckpt_dir, best_metric=task.best_metric, best_mode=task.best_mode, create=False
+    )
+    try:
+        step = mngr.best_step() if which == "best" else latest
+        state, _ = checkpoint.restore(mngr, step, *_abstract_state(task, tx))
+    finally:
+        mngr.close()
+    return {"step": int(step), "split": split, **task.evaluate(state.params, split)}
+
+
+__all__ = ["evaluate_checkpoint", "train_and_evaluate"]

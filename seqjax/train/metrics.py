@@ -1,0 +1,100 @@
+"""Where metrics go: ``WORKDIR/metrics.jsonl``, TensorBoard event files, and the terminal.
+
+``metrics.jsonl`` has one JSON object per logged step and split, e.g.
+``{"step": 100, "split": "train", "loss": 0.03, "grad_norm": 0.4, ...}``. A resumed run appends;
+readers (:mod:`seqjax.train.report`) keep the last record of each ``(split, step)``. TensorBoard
+files (tensorboardX) go to ``WORKDIR/tb`` with tags ``split/metric``.
+
+On a terminal a tqdm progress bar shows the loss and throughput; otherwise (a log file, CI) plain
+lines are printed every ``train.log_every`` steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import sys
+from typing import Optional
+
+FILE = "metrics.jsonl"
+_SHORT = {"examples": "ex", "tokens": "tok"}
+
+
+class MetricWriter:
+    """Appends metrics to ``workdir/metrics.jsonl`` and to TensorBoard files in ``workdir/tb``."""
+
+    def __init__(self, workdir: pathlib.Path):
+        from tensorboardX import SummaryWriter
+
+        self._file = open(pathlib.Path(workdir) / FILE, "a", encoding="utf-8")
+        self._tb = SummaryWriter(logdir=str(pathlib.Path(workdir) / "tb"))
+
+    def write(self, step: int, split: str, metrics: dict) -> None:
+        record = {"step": int(step), "split": split}
+        record.update({k: _json_number(v) for k, v in metrics.items()})
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        for k, v in metrics.items():
+            self._tb.add_scalar(f"{split}/{k}", float(v), int(step))
+        self._tb.flush()
+
+    def close(self) -> None:
+        self._file.close()
+        self._tb.close()
+
+
+def _json_number(v) -> Optional[float]:
+    v = float(v)
+    return v if math.isfinite(v) else None  # JSON has no NaN or infinity: null
+
+
+def format_metrics(metrics: dict, keys: Optional[tuple] = None) -> str:
+    """``"loss 0.0312  mse 0.0312"`` with 4 significant digits."""
+    keys = keys or tuple(metrics)
+    return "  ".join(f"{k} {metrics[k]:.4g}" for k in keys if k in metrics)
+
+
+class Progress:
+    """A tqdm bar on a terminal, plain log lines elsewhere."""
+
+    def __init__(self, total: int, initial: int, *, tty: Optional[bool] = None):
+        self.tty = sys.stdout.isatty() if tty is None else tty
+        self.total = total
+        self._bar = None
+        if self.tty:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=total, initial=initial, file=sys.stdout, dynamic_ncols=True, unit="step"
+            )
+
+    def advance(self, n: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def train(self, step: int, metrics: dict, units: str) -> None:
+        """Shows the train metrics of the last log window."""
+        rate = metrics.get(f"{units}_per_sec")
+        if self._bar is not None:
+            post = {"loss": f"{metrics['loss']:.4g}"}
+            if rate is not None:
+                post[_SHORT.get(units, units) + "/s"] = f"{rate:.0f}"
+            self._bar.set_postfix(post, refresh=False)
+            return
+        text = format_metrics(metrics, ("loss", "grad_norm", "clip_rate", "learning_rate"))
+        rate_text = f"  {rate:.0f} {units}/s" if rate is not None else ""
+        self.line(f"step {step}/{self.total}  {text}{rate_text}")
+
+    def line(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.write(text)
+        else:
+            print(text, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+__all__ = ["FILE", "MetricWriter", "Progress", "format_metrics"]

@@ -1,0 +1,212 @@
+"""The synthetic task, the sequence model and build_cell, against NumPy and plain loops."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from seqjax import cells
+from seqjax.errors import UserError
+from seqjax.models import build_cell, sequence_model
+from seqjax.tasks import synthetic
+from seqjax.train import config as config_lib
+
+
+def smoke_config(**overrides):
+    from seqjax.train.cmdline import load_config_file
+
+    c = load_config_file("configs/synthetic/adding.py:smoke")
+    for key, value in overrides.items():
+        parent, _, leaf = key.rpartition(".")
+        (config_lib.lookup(c, parent) if parent else c)[leaf] = value
+    return c
+
+
+def test_adding_batch_is_the_adding_problem():
+    b = synthetic.adding(np.random.default_rng(0), 256, seq_len=11)
+    x, y = b["x"], b["y"]
+    assert x.shape == (256, 11, 2) and y.shape == (256, 1)
+    assert x.dtype == np.float32 and y.dtype == np.float32
+    values, markers = x[..., 0], x[..., 1]
+    assert ((values >= 0) & (values <= 1)).all()
+    assert set(np.unique(markers)) == {0.0, 1.0}
+    # exactly one marker in the first half (t < 5) and one in the second (t >= 5)
+    np.testing.assert_array_equal(markers[:, :5].sum(1), 1)
+    np.testing.assert_array_equal(markers[:, 5:].sum(1), 1)
+    np.testing.assert_allclose(y[:, 0], (values * markers).sum(1), rtol=1e-6)
+
+
+def test_constant_predictor_scores_one_sixth():
+    y = synthetic.adding(np.random.default_rng(1), 40_000, seq_len=20)["y"][:, 0]
+    # Var(u1 + u2) = 2/12; the MSE of the estimate has std ~0.001 at this size.
+    assert np.mean((y.astype(np.float64) - 1.0) ** 2) == pytest.approx(1 / 6, abs=0.005)
+
+
+def test_batches_are_a_function_of_seed_and_step():
+    task = synthetic.build(smoke_config())
+    a, b = task.batch(3), task.batch(3)
+    np.testing.assert_array_equal(a["x"], b["x"])
+    assert not np.array_equal(task.batch(3)["x"], task.batch(4)["x"])
+    other = synthetic.build(smoke_config(seed=1))
+    assert not np.array_equal(other.batch(3)["x"], a["x"])
+
+
+def test_eval_set_is_held_out_and_fixed():
+    task = synthetic.build(smoke_config(**{"data.eval_size": 16, "train.batch_size": 16}))
+    params = task.init(jax.random.key(0))
+    first = task.evaluate(params, "validation")
+    assert first == task.evaluate(params, "validation")
+    assert first != task.evaluate(params, "test")
+    valid = synthetic.adding(synthetic._rng(0, synthetic.SPLITS["validation"]), 16, seq_len=8)
+    for step in range(20):
+        assert not np.array_equal(task.batch(step)["x"], valid["x"])
+
+
+def test_evaluate_averages_over_chunks():
+    c = smoke_config(**{"data.eval_size": 40, "train.batch_size": 16})  # chunks 16, 16, 8
+    task = synthetic.build(c)
+    params = task.init(jax.random.key(0))
+    data = synthetic.adding(synthetic._rng(0, synthetic.SPLITS["validation"]), 40, seq_len=8)
+    model = sequence_model(cells.lstm(8), 2, 1)
+    preds = np.asarray(model.apply(params, jnp.asarray(data["x"])), np.float64)
+    expected = np.mean((preds - data["y"]) ** 2)
+    assert task.evaluate(params, "validation")["mse"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_xent_matches_numpy():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3, 5, 4)).astype(np.float32)
+    labels = rng.integers(0, 4, (3, 5)).astype(np.int32)
+    mask = (rng.uniform(size=(3, 5)) > 0.3).astype(np.float32)
+    loss, m = synthetic.xent(jnp.asarray(logits), {"y": labels, "mask": mask})
+    z = logits.astype(np.float64)
+    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    nll = -np.take_along_axis(logp, labels[..., None], -1)[..., 0]
+    assert float(loss) == pytest.approx((nll * mask).sum() / mask.sum(), rel=1e-5)
+    acc = ((logits.argmax(-1) == labels) * mask).sum() / mask.sum()
+    assert float(m["accuracy"]) == pytest.approx(acc, rel=1e-6)
+
+
+def test_sequence_model_reads_out_the_last_valid_step():
+    cell = cells.gru(6)
+    model = sequence_model(cell, 3, 2, readout="last")
+    params = model.init(jax.random.key(0))
+    xs = jax.random.normal(jax.random.key(1), (4, 7, 3))
+    lengths = jnp.array([7, 5, 1, 3])
+    out = model.apply(params, xs, lengths=lengths)
+    for i, n in enumerate(lengths.tolist()):  # reference: a Python loop over one sequence
+        h = cell.initial_carry(params["rnn"][0], ())
+        for t in range(n):
+            h, y = cell.step(params["rnn"][0], h, xs[i, t])
+        ref = y @ params["readout"]["w"] + params["readout"]["b"]
+        np.testing.assert_allclose(out[i], ref, rtol=1e-5, atol=1e-6)
+    every = sequence_model(cell, 3, 2, readout="every").apply(params, xs)
+    assert every.shape == (4, 7, 2)
+    np.testing.assert_allclose(every[:, -1], model.apply(params, xs), rtol=1e-6)
+
+
+def test_build_cell_passes_only_accepted_options():
+    model = {
+        "cell": "lstm",
+        "hidden_size": 4,
+        "forget_bias": 2.5,
+        "reset_after": False,
+        "activation": "relu",
+        "chrono_t_max": None,
+    }
+    params = build_cell(model).init(jax.random.key(0), 3)
+    np.testing.assert_array_equal(params["b"][4:8], 2.5)  # forget-gate block, zero init + 2.5
+    gru = build_cell({**model, "cell": "gru"})  # ignores forget_bias and activation
+    assert "b_hn" not in gru.init(jax.random.key(0), 3)  # reset_after=False reached the GRU
+
+
+def test_build_cell_errors_name_the_key():
+    with pytest.raises(UserError, match=r"^model.cell='lsmt': choose one of elman, lstm, gru"):
+        build_cell({"cell": "lsmt", "hidden_size": 4})
+    with pytest.raises(UserError, match=r"^model.hidden_size=0: must be a positive integer"):
+        build_cell({"cell": "gru", "hidden_size": 0})
+    with pytest.raises(UserError, match=r"^model.kernel_init='glorot': choose one of"):
+        build_cell({"cell": "gru", "hidden_size": 4, "kernel_init": "glorot"})
+
+
+def test_a_newly_registered_cell_becomes_a_choice(monkeypatch):
+    seen = {}
+
+    def toy(hidden_size, *, leak=0.5):
+        seen["leak"] = leak
+        return cells.elman(hidden_size, "identity")
+
+    monkeypatch.setitem(cells._FACTORIES, "toy", toy)
+    c = smoke_config(**{"model.cell": "toy"})
+    config_lib.validate(c)  # the config's choices follow the registry
+    c.unlock()
+    c.model.leak = 0.25
+    task = synthetic.build(c)
+    assert seen["leak"] == 0.25
+    assert task.evaluate(task.init(jax.random.key(0)), "validation")["mse"] > 0
+
+
+def test_bad_data_options_fail_at_build():
+    with pytest.raises(UserError, match=r"^data.seq_len=1: must be an integer >= 2"):
+        synthetic.build(smoke_config(**{"data.seq_len": 1}))
+    with pytest.raises(UserError, match=r"^data.name='copy': choose one of adding"):
+        synthetic.build(smoke_config(**{"data.name": "copy"}))
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("optim.name", "adamm", "optim.name='adamm': choose one of sgd, adam, adamw, rmsprop"),
+        (
+            "optim.clip",
+            "norm",
+            "optim.clip='norm': choose one of none, global_norm, value, adaptive",
+        ),
+        (
+            "optim.schedule",
+            "linear",
+            "optim.schedule='linear': choose one of constant, cosine, step",
+        ),
+        ("optim.learning_rate", -1.0, "optim.learning_rate=-1.0: must be a number in (0.0, inf)"),
+        ("train.batch_size", 0, "train.batch_size=0: must be a positive integer"),
+        ("model.num_layers", 0, "model.num_layers=0: must be a positive integer"),
+        ("task", "lm", "task='lm': choose one of synthetic"),
+        ("seed", -3, "seed=-3: must be a non-negative integer"),
+    ],
+)
+def test_validate_names_key_and_choices(key, value, message):
+    c = smoke_config()
+    c.unlock()
+    parent, _, leaf = key.rpartition(".")
+    (config_lib.lookup(c, parent) if parent else c)[leaf] = value
+    with pytest.raises(UserError) as e:
+        config_lib.validate(c)
+    assert str(e.value) == message
+
+
+def test_presets_parse_like_big_vision():
+    p = config_lib.parse_arg("smoke, seq_len=100", smoke=False, seq_len=50, cell="lstm")
+    assert (p.smoke, p.seq_len, p.cell) == (True, 100, "lstm")
+    with pytest.raises(UserError, match="preset 'smok': choose from smoke, seq_len=<int>"):
+        config_lib.parse_arg("smok", smoke=False, seq_len=50)
+
+
+def test_experiment_diff_ignores_run_control_only():
+    a = config_lib.to_dict(smoke_config())
+    b = smoke_config(**{"train.num_steps": 99, "train.keep": 5})
+    assert config_lib.experiment_diff(a, b) == []
+    c = smoke_config(**{"model.hidden_size": 9})
+    assert config_lib.experiment_diff(a, c) == ["model.hidden_size: 8 there, 9 now"]
+
+
+def test_models_import_nothing_impure():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, seqjax.models, seqjax.tasks.synthetic; "
+        "bad = [m for m in ('absl', 'orbax', 'tqdm', 'ml_collections', 'tensorboardX') "
+        "if m in sys.modules]; print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
