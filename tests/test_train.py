@@ -15,8 +15,8 @@ import pytest
 
 from seqjax import cli, tasks
 from seqjax.errors import UserError
+from seqjax.train import checkpoint, loop, optim
 from seqjax.train import config as config_lib
-from seqjax.train import loop, optim
 from seqjax.train import step as step_lib
 from seqjax.train.cmdline import load_config_file
 
@@ -40,10 +40,12 @@ def saved_state(workdir, step):
     )
 
 
+def steps_on_disk_in(directory):
+    return sorted(int(p.name) for p in pathlib.Path(directory).iterdir() if p.name.isdigit())
+
+
 def steps_on_disk(workdir):
-    return sorted(
-        int(p.name) for p in (pathlib.Path(workdir) / "checkpoints").iterdir() if p.name.isdigit()
-    )
+    return steps_on_disk_in(pathlib.Path(workdir) / "checkpoints")
 
 
 def records(workdir, split=None):
@@ -118,6 +120,26 @@ def test_train_step_skips_nonfinite_batches():
     assert_trees_equal(before, (state.params, state.opt_state.inner_state))
 
 
+# ----------------------------------------------------------------------------- checkpoints
+
+
+@pytest.mark.parametrize("mode, best, kept", [("min", 2, [2, 4, 5]), ("max", 5, [4, 5])])
+def test_checkpoints_keep_latest_k_plus_best(tmp_path, mode, best, kept):
+    mngr = checkpoint.manager(tmp_path, keep=2, best_metric="mse", best_mode=mode)
+    for step, mse in zip(range(1, 6), [0.5, 0.1, 0.3, 0.4, 0.6]):
+        state = {"w": np.full(3, step, np.float32)}
+        checkpoint.save(mngr, step, state, np.zeros(2, np.uint32), {"step": step}, {"mse": mse})
+    assert mngr.best_step() == best
+    mngr.close()
+    assert steps_on_disk_in(tmp_path) == kept
+    reader = checkpoint.manager(tmp_path, create=False)
+    assert checkpoint.read_meta(reader, best) == {"step": best}
+    restored, _ = checkpoint.restore(
+        reader, best, {"w": np.zeros(3, np.float32)}, np.zeros(2, np.uint32)
+    )
+    np.testing.assert_array_equal(restored["w"], np.full(3, best, np.float32))
+
+
 # ----------------------------------------------------------------------------- whole runs
 
 
@@ -155,10 +177,18 @@ def test_same_config_gives_same_losses(smoke_run, tmp_path):
     assert_trees_equal(saved_state(tmp_path, 6), saved_state(workdir, 6))
 
 
+@pytest.mark.slow  # > 8 s on 2 shared cores: three runs, each compiling
 def test_resume_is_bitwise_identical(tmp_path):
     # Two layers with dropout, and a cosine schedule: resuming must restore the data position,
     # the random numbers and the optimizer state exactly.
-    c = smoke(**{"model.num_layers": 2, "model.dropout": 0.3, "optim.schedule": "cosine"})
+    c = smoke(
+        **{
+            "model.cell": "elman",  # compiles fastest; the loop does not care which cell
+            "model.num_layers": 2,
+            "model.dropout": 0.3,
+            "optim.schedule": "cosine",
+        }
+    )
     loop.train_and_evaluate(c, tmp_path / "straight")
     task = tasks.build(c)
 
@@ -176,6 +206,7 @@ def test_resume_is_bitwise_identical(tmp_path):
     assert tail(tmp_path / "straight") == tail(tmp_path / "resumed")
 
 
+@pytest.mark.slow  # > 8 s on 2 shared cores: three runs, each compiling
 def test_extending_num_steps_resumes_past_a_half_written_checkpoint(smoke_run, tmp_path):
     workdir, _ = smoke_run
     run = tmp_path / "run"
@@ -272,6 +303,7 @@ def test_eval_and_report(smoke_run, capsys):
     assert png == workdir / "report.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # > 8 s on 2 shared cores: three runs, each compiling
 def test_command_line_in_a_subprocess(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     run = lambda *a: subprocess.run(  # noqa: E731
@@ -280,6 +312,8 @@ def test_command_line_in_a_subprocess(tmp_path):
     ok = run("train", f"--config={CONFIG}:smoke", f"--workdir={tmp_path / 'w'}")
     assert ok.returncode == 0, ok.stderr
     assert "step 6 validation: " in ok.stdout and steps_on_disk(tmp_path / "w") == [3, 6]
+    assert "step 2/6  loss " in ok.stdout  # not a terminal: plain log lines, no progress bar
+    assert ok.stderr == ""
     bad = run(
         "train",
         f"--config={CONFIG}:smoke",
@@ -295,7 +329,6 @@ def test_command_line_in_a_subprocess(tmp_path):
 # ----------------------------------------------------------------------------- learning
 
 
-@pytest.mark.slow
 def test_lstm_solves_the_adding_problem(tmp_path):
     c = load_config_file(CONFIG)  # T=50, LSTM with forget-gate bias 1
     c.model.hidden_size = 32
