@@ -8,7 +8,7 @@ import pytest
 from seqjax import cells
 from seqjax.errors import UserError
 from seqjax.models import build_cell, sequence_model
-from seqjax.tasks import synthetic
+from seqjax.tasks import generators, synthetic
 from seqjax.train import config as config_lib
 
 
@@ -22,24 +22,15 @@ def smoke_config(**overrides):
     return c
 
 
-def test_adding_batch_is_the_adding_problem():
-    b = synthetic.adding(np.random.default_rng(0), 256, seq_len=11)
-    x, y = b["x"], b["y"]
-    assert x.shape == (256, 11, 2) and y.shape == (256, 1)
-    assert x.dtype == np.float32 and y.dtype == np.float32
-    values, markers = x[..., 0], x[..., 1]
-    assert ((values >= 0) & (values <= 1)).all()
-    assert set(np.unique(markers)) == {0.0, 1.0}
-    # exactly one marker in the first half (t < 5) and one in the second (t >= 5)
-    np.testing.assert_array_equal(markers[:, :5].sum(1), 1)
-    np.testing.assert_array_equal(markers[:, 5:].sum(1), 1)
-    np.testing.assert_allclose(y[:, 0], (values * markers).sum(1), rtol=1e-6)
-
-
-def test_constant_predictor_scores_one_sixth():
-    y = synthetic.adding(np.random.default_rng(1), 40_000, seq_len=20)["y"][:, 0]
-    # Var(u1 + u2) = 2/12; the MSE of the estimate has std ~0.001 at this size.
-    assert np.mean((y.astype(np.float64) - 1.0) ** 2) == pytest.approx(1 / 6, abs=0.005)
+def test_batches_are_the_generators_adding_problem():
+    # The problem itself is tested in test_generators.py; here: the wiring and the seed streams.
+    task = synthetic.build(smoke_config())
+    b = task.batch(5)
+    rng = np.random.default_rng(np.random.SeedSequence(0, spawn_key=(0, 5)))
+    d = generators.adding_problem_le(rng, 16, 8)
+    np.testing.assert_array_equal(b["x"], d.inputs)
+    np.testing.assert_array_equal(b["y"], d.targets)
+    assert set(b) == {"x", "y"} and b["y"].shape == (16,)
 
 
 def test_batches_are_a_function_of_seed_and_step():
@@ -59,7 +50,7 @@ def test_eval_set_is_held_out_and_fixed():
     assert first != task.evaluate(params, "test")
     valid = synthetic.adding(synthetic._rng(0, synthetic.SPLITS["validation"]), 16, seq_len=8)
     for step in range(20):
-        assert not np.array_equal(task.batch(step)["x"], valid["x"])
+        assert not np.array_equal(task.batch(step)["x"], valid.inputs)
 
 
 def test_evaluate_averages_over_chunks():
@@ -68,8 +59,8 @@ def test_evaluate_averages_over_chunks():
     params = task.init(jax.random.key(0))
     data = synthetic.adding(synthetic._rng(0, synthetic.SPLITS["validation"]), 40, seq_len=8)
     model = sequence_model(cells.lstm(8), 2, 1)
-    preds = np.asarray(model.apply(params, jnp.asarray(data["x"])), np.float64)
-    expected = np.mean((preds - data["y"]) ** 2)
+    preds = np.asarray(model.apply(params, jnp.asarray(data.inputs)), np.float64)[:, 0]
+    expected = np.mean((preds - data.targets) ** 2)
     assert task.evaluate(params, "validation")["mse"] == pytest.approx(expected, rel=1e-5)
 
 
@@ -147,7 +138,7 @@ def test_a_newly_registered_cell_becomes_a_choice(monkeypatch):
 
 
 def test_bad_data_options_fail_at_build():
-    with pytest.raises(UserError, match=r"^data.seq_len=1: must be an integer >= 2"):
+    with pytest.raises(UserError, match=r"^data.seq_len=1: must be an integer >= 2$"):
         synthetic.build(smoke_config(**{"data.seq_len": 1}))
     with pytest.raises(UserError, match=r"^data.name='copy': choose one of adding"):
         synthetic.build(smoke_config(**{"data.name": "copy"}))
@@ -210,3 +201,39 @@ def test_models_import_nothing_impure():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize(
+    "generate, readout, classes",
+    [
+        (  # class at the last valid step of variable-length sequences
+            lambda rng, batch_size, seq_len=20: generators.temporal_order(
+                rng, batch_size, seq_len, variable_length=True
+            ),
+            "last",
+            4,
+        ),
+        (  # class at every step
+            lambda rng, batch_size, seq_len=20: generators.copy_memory(
+                rng, batch_size, seq_len, one_hot=True
+            ),
+            "every",
+            10,
+        ),
+    ],
+)
+def test_classification_problems_plug_into_the_table(monkeypatch, generate, readout, classes):
+    monkeypatch.setitem(synthetic.PROBLEMS, "toy", generate)
+    task = synthetic.build(smoke_config(**{"data.name": "toy", "data.seq_len": 20}))
+    assert (task.best_metric, task.best_mode) == ("accuracy", "max")
+    assert task.metadata["readout"] == readout and task.metadata["output_size"] == classes
+    params = task.init(jax.random.key(0))
+    b = task.batch(0)
+    value, (_, m) = task.loss(params, (), b, None, False)
+    # Reference: the untrained model's cross-entropy, recomputed with NumPy from its logits.
+    layer = sequence_model(cells.lstm(8), b["x"].shape[-1], classes, readout=readout)
+    logits = np.asarray(layer.apply(params, b["x"], lengths=b.get("lengths")), np.float64)
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    nll = -np.take_along_axis(logp, b["y"][..., None], -1)[..., 0]
+    assert float(value) == pytest.approx(nll.mean(), rel=1e-5)
+    assert 0.0 <= float(m["accuracy"]) <= 1.0
