@@ -236,6 +236,15 @@ def test_other_experiment_in_workdir_is_refused(smoke_run):
     assert sorted(str(p) for p in workdir.rglob("*")) == before  # nothing written
 
 
+def test_finished_run_is_not_retrained(smoke_run, tmp_path, capsys):
+    workdir, result = smoke_run
+    shutil.copytree(workdir, tmp_path / "run")
+    again = loop.train_and_evaluate(smoke(), tmp_path / "run")
+    assert "nothing to train: the checkpoint at step 6" in capsys.readouterr().out
+    assert again["step"] == 6 and steps_on_disk(tmp_path / "run") == [3, 6]
+    assert again["validation"]["mse"] == pytest.approx(result["validation"]["mse"], rel=1e-6)
+
+
 def test_nonfinite_stops_naming_the_step(tmp_path, monkeypatch, capsys):
     build = tasks.build
     monkeypatch.setattr(tasks, "build", lambda c: nan_at(build(c), 4))  # update 5 uses batch 4

@@ -91,6 +91,15 @@ def train_and_evaluate(config, workdir, *, task: Optional[Task] = None) -> dict:
     mngr = checkpoint.manager(
         ckpt_dir, keep=tc.keep, best_metric=task.best_metric, best_mode=task.best_mode
     )
+    try:
+        return _train(config, task, tx, workdir, mngr)
+    finally:
+        mngr.close()
+
+
+def _train(config, task: Task, tx, workdir: pathlib.Path, mngr) -> dict:
+    """Restores or initialises the state, then trains, evaluates and checkpoints."""
+    tc = config.train
     init_key, train_key = jax.random.split(jax.random.key(config.seed))
     state = step_lib.init_state(task, tx, init_key)
     rng = jax.random.key_data(train_key)
@@ -99,7 +108,6 @@ def train_and_evaluate(config, workdir, *, task: Optional[Task] = None) -> dict:
         saved = checkpoint.read_meta(mngr, latest)
         diffs = config_lib.experiment_diff(saved["config"], config)
         if diffs:
-            mngr.close()
             raise UserError(
                 f"--workdir={workdir}: its checkpoints belong to a different experiment "
                 f"({'; '.join(diffs)}); use a new --workdir, or the same config to resume "
@@ -115,15 +123,15 @@ def train_and_evaluate(config, workdir, *, task: Optional[Task] = None) -> dict:
         "best_mode": task.best_mode,
     }
     start = int(state.step)
-    progress = Progress(tc.num_steps, start)
-    progress.line(
-        f"seqjax train: task {config.task} ({task.metadata.get('problem', '')}), "
-        f"{_num_params(state.params):,} parameters, workdir {workdir}"
-        + (f", resuming at step {start}" if latest is not None else "")
-    )
     workdir.mkdir(parents=True, exist_ok=True)
     writer = MetricWriter(workdir)
+    progress = Progress(tc.num_steps, start)
     try:
+        progress.line(
+            f"seqjax train: task {config.task} ({task.metadata.get('problem', '')}), "
+            f"{_num_params(state.params):,} parameters, workdir {workdir}"
+            + (f", resuming at step {start}" if latest is not None else "")
+        )
         if start >= tc.num_steps:
             progress.line(
                 f"nothing to train: the checkpoint at step {start} already reaches "
@@ -140,7 +148,6 @@ def train_and_evaluate(config, workdir, *, task: Optional[Task] = None) -> dict:
     finally:
         progress.close()
         writer.close()
-        mngr.close()
 
 
 def _run(config, task, tx, state, rng, mngr, writer, progress, meta, last_saved) -> dict:
