@@ -290,6 +290,13 @@ def test_bad_config_exits_2_with_one_line(flag, message, tmp_path, capsys):
     assert not (tmp_path / "w").exists()
 
 
+def test_help_lists_the_flags(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and "--workdir: " in out and "--config.KEY=VALUE" in out
+
+
 def test_bad_preset_and_missing_file(tmp_path, capsys):
     assert cli.main(["train", f"--config={CONFIG}:smok", f"--workdir={tmp_path}"]) == 2
     assert "preset 'smok': choose from smoke, cell=<str>, seq_len=<int>" in capsys.readouterr().err

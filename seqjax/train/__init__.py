@@ -7,5 +7,6 @@
 * :mod:`seqjax.train.metrics`: ``metrics.jsonl``, TensorBoard files, progress bar / log lines.
 * :mod:`seqjax.train.loop`: ``train_and_evaluate(config, workdir)`` and ``evaluate_checkpoint``.
 * :mod:`seqjax.train.report`: loss/metric curves to PNG.
-* :mod:`seqjax.train.commands`: the ``seqjax train | eval | report`` command lines.
+* :mod:`seqjax.train.commands`: the ``seqjax train | eval | report`` command lines, and
+  :mod:`seqjax.train.cmdline`: their flag parsing, every mistake as one line.
 """

@@ -24,7 +24,7 @@ from seqjax.train.config import lookup
 def parse(fv: flags.FlagValues, argv: list[str], *, config_flag: str = "config") -> None:
     """Parses ``argv`` (command name first) into ``fv``; ``--help`` prints the flags and exits 0."""
     if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv[1:]):
-        print(f"usage: seqjax {argv[0]} [flags]\n\n{fv}")
+        print(_usage(fv, argv[0], config_flag))
         raise SystemExit(0)
     try:
         rest = fv(argv)
@@ -41,6 +41,21 @@ def parse(fv: flags.FlagValues, argv: list[str], *, config_flag: str = "config")
             raise UserError(_explain(e, fv, argv, config_flag)) from None
     if len(rest) > 1:
         raise UserError(f"unexpected argument {rest[1]!r}: flags take the form --name=value")
+
+
+def _usage(fv: flags.FlagValues, command: str, config_flag: str) -> str:
+    lines = [f"usage: seqjax {command} [flags]", "", "flags:"]
+    for name in fv:
+        if name in ("flagfile", "undefok") or "." in name:
+            continue
+        flag = fv[name]
+        default = f" (default: {flag.default!r})" if flag.default is not None else ""
+        lines.append(f"  --{name}: {flag.help}{default}")
+    if config_flag in fv:
+        lines.append(
+            f"  --{config_flag}.KEY=VALUE: set one field, e.g. --{config_flag}.model.cell=gru"
+        )
+    return "\n".join(lines)
 
 
 def load_config_file(spec: str):
