@@ -88,18 +88,29 @@ def numpy_pool(pooling, ys, lengths, H_last, bidirectional, attn=None):
     return np.stack(out)
 
 
-@pytest.mark.parametrize("pooling,bidirectional", CASES, ids=IDS)
-def test_pooling_equals_numpy_over_valid_steps(pooling, bidirectional):
-    model, params = build(pooling, bidirectional)
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+def test_pooling_equals_numpy_over_valid_steps(bidirectional):
+    # The encoder does not depend on the pooling: unroll once, pool every way.
+    model, params = build("attention", bidirectional)
     ys = model.encode(params, tokens_of(4), LENGTHS)
     assert ys.shape == (B, T, model.output_size)
-    attn = jax.tree.map(np.asarray, params.get("attention"))
-    ref = numpy_pool(pooling, ys, LENGTHS, H, bidirectional, attn)
-    np.testing.assert_allclose(model.pool(params, ys, LENGTHS), ref, rtol=1e-5, atol=1e-6)
-    if pooling in ("mean", "max", "attention"):
-        # Even non-zero garbage at the padded steps must not enter the pool.
-        garbage = jnp.where((jnp.arange(T) < LENGTHS[:, None])[..., None], ys, 100.0)
-        np.testing.assert_allclose(model.pool(params, garbage, LENGTHS), ref, rtol=1e-5, atol=1e-6)
+    attn = jax.tree.map(np.asarray, params["attention"])
+    for pooling in POOLINGS:
+        pool = sequence_classifier(
+            seqjax.cells.gru(H),
+            V,
+            C,
+            embed_size=E,
+            num_layers=2,
+            bidirectional=bidirectional,
+            pooling=pooling,
+        ).pool
+        ref = numpy_pool(pooling, ys, LENGTHS, H, bidirectional, attn)
+        np.testing.assert_allclose(pool(params, ys, LENGTHS), ref, rtol=1e-5, atol=1e-6)
+        if pooling != "last":
+            # Even non-zero garbage at the padded steps must not enter the pool.
+            garbage = jnp.where((jnp.arange(T) < LENGTHS[:, None])[..., None], ys, 100.0)
+            np.testing.assert_allclose(pool(params, garbage, LENGTHS), ref, rtol=1e-5, atol=1e-6)
 
 
 def test_attention_weights_are_zero_at_padding():
@@ -112,9 +123,9 @@ def test_attention_weights_are_zero_at_padding():
     np.testing.assert_allclose(w.sum(-1), 1.0, rtol=1e-6)
 
 
-@pytest.mark.parametrize("pooling,bidirectional", CASES, ids=IDS)
-def test_gradients_are_finite_and_padding_gets_none(pooling, bidirectional):
-    model, params = build(pooling, bidirectional, dropout=0.2, word_dropout=0.1)
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_gradients_are_finite_and_padding_gets_none(pooling):
+    model, params = build(pooling, True, dropout=0.2, word_dropout=0.1)
     tokens, labels = tokens_of(6), jnp.array([0, 1, 2, 1])
 
     def loss(p):
@@ -215,7 +226,7 @@ def test_bad_arguments_raise():
         sequence_classifier(cell, V, C, embed_size=E, unk_id=V)
 
 
-@pytest.mark.parametrize("pooling", POOLINGS)
+@pytest.mark.parametrize("pooling", ["mean", "max", "attention"])
 def test_bfloat16_params_run_under_strict_promotion(pooling):
     model, params = build(pooling, False, dropout=0.1, word_dropout=0.1)
     params = jax.tree.map(lambda a: a.astype(jnp.bfloat16), params)
