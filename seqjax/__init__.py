@@ -8,7 +8,7 @@ import importlib
 
 from seqjax import cells, layers
 from seqjax.cells import Cell
-from seqjax.scan import unroll
+from seqjax.scan import parallel, unroll
 
 __version__ = "0.1.0"
 
@@ -21,4 +21,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'seqjax' has no attribute {name!r}")
 
 
-__all__ = ["Cell", "cells", "layers", "unroll"]
+__all__ = ["Cell", "cells", "layers", "parallel", "unroll"]

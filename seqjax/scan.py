@@ -3,11 +3,16 @@
 :func:`unroll` scans ``cell.step`` (or ``cell.recur`` over a hoisted input projection) with
 ``jax.lax.scan``; it handles right padding (``lengths``), carry resets (``resets``), reversal within
 each sequence's own length, rematerialisation and returning every step's carry.
+
+:func:`parallel` evaluates a cell whose recurrence is linear in the carry (minGRU, minLSTM, LRU)
+with its associative-scan form ``cell.parallel``, with the same ``lengths``, ``resets``,
+``reverse`` and ``return_carries`` semantics. ``unroll(..., backend=...)`` chooses between the two;
+``"auto"`` looks the choice up in :data:`AUTO_BACKEND`, a table of measured timings.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -41,6 +46,16 @@ def reverse_within_lengths(xs: jax.Array, lengths: Optional[jax.Array]) -> jax.A
     return jnp.take_along_axis(xs, idx, axis=lengths.ndim)
 
 
+def reverse_resets(resets: jax.Array, lengths: Optional[jax.Array]) -> jax.Array:
+    """The ``resets`` of the sequence reversed within its lengths, so that segments stay segments.
+
+    A segment that starts at ``t`` in forward time ends at ``t - 1``; running backwards, the carry
+    must reset before the step that ended the previous segment.
+    """
+    ends = jnp.concatenate([resets[..., 1:], jnp.zeros_like(resets[..., :1])], axis=-1)
+    return reverse_within_lengths(ends, lengths)
+
+
 def _where(mask, new, old):
     """Per-leaf ``where`` with ``mask: (*batch,)`` broadcast over each leaf's trailing axes."""
 
@@ -64,8 +79,9 @@ def unroll(
     remat: bool = False,
     return_carries: bool = False,
     hoist: Optional[bool] = None,
+    backend: str = "auto",
 ):
-    """Runs ``cell`` over the time axis of ``xs`` with ``jax.lax.scan``.
+    """Runs ``cell`` over the time axis of ``xs`` with ``jax.lax.scan`` (or an associative scan).
 
     Args:
       cell: a :class:`seqjax.cells.Cell`.
@@ -86,6 +102,10 @@ def unroll(
       hoist: compute ``cell.project`` for all steps as one matmul before the loop and run only
         ``cell.recur`` inside it; ``None`` picks the measured default per platform
         (:func:`default_hoist`).
+      backend: ``"sequential"`` (``jax.lax.scan`` over steps), ``"parallel"`` (the cell's
+        associative-scan form, see :func:`parallel`; only for cells with ``cell.parallel``) or
+        ``"auto"``: sequential for cells without a parallel form or when ``unroll``/``hoist``
+        (options of the loop) are given, else the measured choice of :func:`auto_backend`.
 
     Returns:
       ``(ys, carry)`` with ``ys: (*batch, T, hidden)``, or ``(ys, carry, carries)`` when
@@ -101,6 +121,23 @@ def unroll(
     """
     if xs.ndim < 2:
         raise ValueError(f"xs.shape={xs.shape}: expected (*batch, T, input_size)")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r}: choose one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        loop_options = unroll != 1 or hoist is not None
+        backend = "sequential" if loop_options else auto_backend(cell, xs.shape[-2])
+    if backend == "parallel":
+        return parallel(
+            cell,
+            params,
+            xs,
+            carry,
+            lengths=lengths,
+            resets=resets,
+            reverse=reverse,
+            remat=remat,
+            return_carries=return_carries,
+        )
     batch_shape = xs.shape[:-2]
     T = xs.shape[-2]
     init_carry = cell.initial_carry(params, batch_shape) if carry is None else carry
@@ -114,10 +151,7 @@ def unroll(
     if reverse:
         xs = reverse_within_lengths(xs, lengths)
         if resets is not None:
-            # A segment that starts at t in forward time ends at t - 1; running backwards, the
-            # carry must reset before the step that ended the previous segment.
-            ends = jnp.concatenate([resets[..., 1:], jnp.zeros_like(resets[..., :1])], axis=-1)
-            resets = reverse_within_lengths(ends, lengths)
+            resets = reverse_resets(resets, lengths)
 
     # Time-major views. Projecting straight into time-major avoids a copy of the inputs.
     tm = lambda a: jnp.moveaxis(a, len(batch_shape), 0)  # noqa: E731
@@ -130,11 +164,12 @@ def unroll(
 
     def body(c, scanned):
         x, v, r = scanned
+        held = c  # past a sequence's end the carry is held, even across a reset flag there
         if r is not None:
             c = _where(r, init_carry, c)
         new_c, y = step_fn(params, c, x)
         if v is not None:
-            new_c = _where(v, new_c, c)
+            new_c = _where(v, new_c, held)
             y = jnp.where(v.reshape(v.shape + (1,) * (y.ndim - v.ndim)), y, jnp.zeros_like(y))
         return new_c, ((y, new_c) if return_carries else y)
 
@@ -153,3 +188,128 @@ def unroll(
     if reverse:
         carries = jax.tree.map(lambda a: reverse_within_lengths(a, lengths), carries)
     return ys, final, carries
+
+
+BACKENDS = ("auto", "sequential", "parallel")
+
+# backend="auto": for each platform, ``(longest T, backend)`` rows tried in order; ``None`` means
+# any length. Filled from measured training steps (forward, backward, Adam) of minGRU, minLSTM and
+# LRU, batch 16, hidden 256: docs/benchmarks.md, "Modern cells: sequential vs parallel".
+AUTO_BACKEND: dict = {
+    "cpu": ((None, "sequential"),),
+    "gpu": ((None, "parallel"),),
+    "tpu": ((None, "parallel"),),
+}
+
+
+def auto_backend(cell: Cell, seq_len: int, platform: Optional[str] = None) -> str:
+    """The backend ``unroll(..., backend="auto")`` uses for ``cell`` on sequences of ``seq_len``.
+
+    ``"sequential"`` for cells without a parallel form and for platforms without a table entry;
+    otherwise the first row of ``AUTO_BACKEND[platform]`` whose longest T covers ``seq_len``.
+    ``platform`` defaults to ``jax.default_backend()``.
+    """
+    if cell.parallel is None:
+        return "sequential"
+    rows: Sequence = AUTO_BACKEND.get(platform or jax.default_backend(), ())
+    for longest, choice in rows:
+        if longest is None or seq_len <= longest:
+            return choice
+    return "sequential"
+
+
+def parallel(
+    cell: Cell,
+    params,
+    xs: jax.Array,
+    carry=None,
+    *,
+    lengths: Optional[jax.Array] = None,
+    resets: Optional[jax.Array] = None,
+    reverse: bool = False,
+    remat: bool = False,
+    return_carries: bool = False,
+):
+    """Runs a cell whose recurrence is linear in the carry with its associative-scan form.
+
+    Same arguments and results as :func:`unroll` (which calls this for ``backend="parallel"``),
+    and the same values to tolerance:
+
+    * ``resets``: handed to ``cell.parallel``, which zeroes the decay at marked steps and feeds the
+      initial carry in instead (:mod:`seqjax.cells.linear_scan`).
+    * ``lengths``: padded inputs are zeroed before the scan (so they get exactly zero gradient),
+      outputs past each sequence's end are zero, and the returned carry is the carry at the last
+      valid step (the initial carry for length 0), gathered from the scan's states; with
+      ``return_carries`` the carries past the end hold that last carry, as :func:`unroll`'s do.
+    * ``reverse``: each sequence is reversed within its length (:func:`reverse_within_lengths`),
+      resets shifted to segment ends (:func:`reverse_resets`), and the results reversed back.
+    * ``remat``: the backward pass recomputes the scan from its inputs (``jax.checkpoint``).
+
+    Raises:
+      ValueError: the cell has no parallel form (``cell.parallel is None``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp, seqjax
+      >>> cell = seqjax.cells.mingru(8)
+      >>> params = cell.init(jax.random.key(0), 3)
+      >>> xs = jax.random.normal(jax.random.key(1), (2, 6, 3))
+      >>> kw = dict(lengths=jnp.array([6, 4]), reverse=True)
+      >>> ys, h = seqjax.parallel(cell, params, xs, **kw)
+      >>> ys_seq, h_seq = seqjax.unroll(cell, params, xs, backend="sequential", **kw)
+      >>> bool(jnp.allclose(ys, ys_seq, atol=1e-6) and jnp.allclose(h, h_seq, atol=1e-6))
+      True
+    """
+    if cell.parallel is None:
+        raise ValueError(
+            f"cell {cell.name!r} has no parallel form (its recurrence is not linear in the carry); "
+            "use backend='sequential' or a cell such as mingru, minlstm or lru"
+        )
+    if xs.ndim < 2:
+        raise ValueError(f"xs.shape={xs.shape}: expected (*batch, T, input_size)")
+    batch_shape = xs.shape[:-2]
+    T = xs.shape[-2]
+    nb = len(batch_shape)
+    init_carry = cell.initial_carry(params, batch_shape) if carry is None else carry
+    valid = None
+    if lengths is not None:
+        lengths = jnp.broadcast_to(jnp.asarray(lengths), batch_shape)
+        valid = jnp.arange(T) < lengths[..., None]  # (*batch, T)
+        xs = jnp.where(valid[..., None], xs, jnp.zeros_like(xs))
+    if resets is not None:
+        resets = jnp.broadcast_to(jnp.asarray(resets, bool), (*batch_shape, T))
+    if reverse:
+        xs = reverse_within_lengths(xs, lengths)
+        if resets is not None:
+            resets = reverse_resets(resets, lengths)
+
+    need_carries = return_carries or lengths is not None
+
+    def run(params, init_carry, xs, resets):
+        return cell.parallel(params, init_carry, xs, resets=resets, return_carries=need_carries)
+
+    if remat:
+        run = jax.checkpoint(run)
+    out = run(params, init_carry, xs, resets)
+    ys, final = out[0], out[1]
+    carries = out[2] if need_carries else None
+
+    if lengths is not None:
+
+        def at_last_valid(states, init):
+            idx = jnp.maximum(lengths - 1, 0).reshape(batch_shape + (1,) * (states.ndim - nb))
+            last = jnp.take_along_axis(states, idx, axis=nb).squeeze(nb)
+            return _where(lengths > 0, last, init)
+
+        final = jax.tree.map(at_last_valid, carries, init_carry)
+        ys = jnp.where(valid[..., None], ys, jnp.zeros_like(ys))
+
+        def hold(states, last):
+            m = valid.reshape(valid.shape + (1,) * (states.ndim - nb - 1))
+            return jnp.where(m, states, jnp.expand_dims(last, nb))
+
+        carries = jax.tree.map(hold, carries, final)
+    if reverse:
+        ys = reverse_within_lengths(ys, lengths)
+        if carries is not None:
+            carries = jax.tree.map(lambda a: reverse_within_lengths(a, lengths), carries)
+    return (ys, final, carries) if return_carries else (ys, final)

@@ -8,9 +8,19 @@ from seqjax.cells import inits
 from seqjax.cells.base import Cell
 from seqjax.cells.elman import elman
 from seqjax.cells.gru import gru
+from seqjax.cells.lru import lru
 from seqjax.cells.lstm import LSTMCarry, lstm
+from seqjax.cells.mingru import mingru
+from seqjax.cells.minlstm import minlstm
 
-_FACTORIES = {"elman": elman, "lstm": lstm, "gru": gru}
+_FACTORIES = {
+    "elman": elman,
+    "lstm": lstm,
+    "gru": gru,
+    "mingru": mingru,
+    "minlstm": minlstm,
+    "lru": lru,
+}
 
 
 def names() -> tuple:
@@ -25,4 +35,16 @@ def get(name: str, hidden_size: int, **kwargs) -> Cell:
     return _FACTORIES[name](hidden_size, **kwargs)
 
 
-__all__ = ["Cell", "LSTMCarry", "elman", "get", "gru", "inits", "lstm", "names"]
+__all__ = [
+    "Cell",
+    "LSTMCarry",
+    "elman",
+    "get",
+    "gru",
+    "inits",
+    "lru",
+    "lstm",
+    "mingru",
+    "minlstm",
+    "names",
+]
