@@ -1,6 +1,5 @@
 """Every cell through one table of checks, against a Python loop over ``step``."""
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -21,6 +21,8 @@ from seqjax.cells.mingru import g as g_jax
 CELLS = {
     "mingru": lambda h: seqjax.cells.mingru(h),
     "minlstm": lambda h: seqjax.cells.minlstm(h),
+    "mingru_linear": lambda h: seqjax.cells.mingru(h, log_space=False),
+    "minlstm_linear": lambda h: seqjax.cells.minlstm(h, log_space=False),
     "lru": lambda h: seqjax.cells.lru(h),
     "lru_ring": lambda h: seqjax.cells.lru(h, r_min=0.9, r_max=0.999, max_phase=math.pi / 10),
 }
@@ -143,8 +145,7 @@ def test_bfloat16_parallel_equals_python_loop(name, opts):
 
 
 @pytest.mark.parametrize("name", CELLS)
-@pytest.mark.parametrize("opts", ["plain", "all"])
-@pytest.mark.parametrize("remat", [False, True])
+@pytest.mark.parametrize("opts, remat", [("plain", False), ("all", False), ("all", True)])
 def test_gradients_agree_between_backends(name, opts, remat):
     cell, params, xs = setup(name)
     carry0 = random_carry(cell, params, (B,))
@@ -163,12 +164,12 @@ def test_gradients_agree_between_backends(name, opts, remat):
         assert (g_par[1][2, 2:] == 0).all() and (g_par[1][1, 6:] == 0).all()
 
 
-def log_space_reference(name, params, xs):
+def float64_reference(name, params, xs):
     """Float64 NumPy loop of minGRU/minLSTM's update from the same parameters."""
     x = np.asarray(xs, np.float64)[0]
     p = x @ np.asarray(params["w_x"], np.float64) + np.asarray(params["b"], np.float64)
     sp = lambda v: np.logaddexp(0.0, v)  # softplus  # noqa: E731
-    if name == "mingru":
+    if name.startswith("mingru"):
         k, u = np.split(p, 2, axis=-1)
         a, z = np.exp(-sp(k)), np.exp(-sp(-k))
     else:
@@ -203,16 +204,16 @@ def long_cell(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["mingru", "minlstm"])
+@pytest.mark.parametrize("name", ["mingru", "minlstm", "mingru_linear"])
 @pytest.mark.parametrize("scale", [1.0, 1e3])
-def test_log_space_scan_long_and_extreme(name, scale):
+def test_min_cells_long_and_extreme(name, scale):
     """T = 16384 with gates of ordinary size and of magnitude 1e3: finite values and gradients,
     and within 1e-4 of a float64 loop (Heinsen's cumsum form misses this by 2e-3 and by 100%)."""
     cell, value_and_grads = long_cell(name)
     params = cell.init(jax.random.key(0), I)
     xs = scale * jax.random.normal(jax.random.key(1), (1, 16384, I))
     ys, grads = value_and_grads(params, xs)
-    ref = log_space_reference(name, params, xs)
+    ref = float64_reference(name, params, xs)
     assert np.isfinite(np.asarray(ys)).all()
     np.testing.assert_allclose(np.asarray(ys[0]), ref, rtol=1e-4, atol=1e-6 * np.abs(ref).max())
     assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(grads))

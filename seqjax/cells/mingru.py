@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from seqjax.cells import inits
 from seqjax.cells.base import Cell, check_size, make_step
-from seqjax.cells.linear_scan import log_linear_scan
+from seqjax.cells.linear_scan import linear_scan, log_linear_scan
 
 ACC = jnp.float32  # accumulation dtype of the carry and the scan
 
@@ -52,6 +52,17 @@ def float32_carry(hidden_size: int):
     return initial_carry
 
 
+def scan_states(log_a, log_b, carry, resets, log_space: bool) -> jax.Array:
+    """All states of ``h_t = a_t h_{t-1} + b_t`` from ``log a, log b``: in log space (the paper's
+    form) or, with ``log_space=False``, by the plain linear-space associative scan, which is exact
+    here too (``a`` in (0, 1) and ``b > 0``: no cancellation, underflow goes to the right limit 0)
+    and about twice as fast on CPU (``docs/benchmarks.md``, "Log-space scan forms")."""
+    carry = carry.astype(ACC)
+    if log_space:
+        return log_linear_scan(log_a, log_b, carry, resets=resets)
+    return linear_scan(jnp.exp(log_a), jnp.exp(log_b), carry, resets=resets)
+
+
 def finish(hs: jax.Array, carry: jax.Array, out_dtype, return_carries: bool):
     """``(ys, final carry[, carries])`` from all states ``hs: (*batch, T, H)`` of a min* cell."""
     final = hs[..., -1, :] if hs.shape[-2] else carry
@@ -65,6 +76,7 @@ def mingru(
     kernel_init: inits.InitSpec = "glorot_uniform",
     bias_init: inits.InitSpec = "zeros",
     param_dtype=jnp.float32,
+    log_space: bool = True,
 ) -> Cell:
     """minGRU cell (Feng et al. 2024, sec. 3.1.3) with a sequential and a parallel form.
 
@@ -72,6 +84,8 @@ def mingru(
       hidden_size: H.
       kernel_init, bias_init: initialisers by name (:mod:`seqjax.cells.inits`).
       param_dtype: dtype of the parameters (the carry is float32 regardless).
+      log_space: run the parallel form in log space (the paper's appendix); ``False`` uses the
+        linear-space associative scan, equally accurate here and about twice as fast on CPU.
 
     Returns:
       A :class:`Cell` whose ``parallel(params, carry, xs, *, resets=None, return_carries=False)``
@@ -113,7 +127,7 @@ def mingru(
         k, u = jnp.split(p.astype(ACC), 2, axis=-1)
         log_a = -jax.nn.softplus(k)  # log(1 - z_t)
         log_b = -jax.nn.softplus(-k) + log_g(u)  # log z_t + log h~_t
-        hs = log_linear_scan(log_a, log_b, carry.astype(ACC), resets=resets)
+        hs = scan_states(log_a, log_b, carry, resets, log_space)
         return finish(hs, carry, p.dtype, return_carries)
 
     return Cell(

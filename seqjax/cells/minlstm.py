@@ -28,8 +28,7 @@ import jax.numpy as jnp
 
 from seqjax.cells import inits
 from seqjax.cells.base import Cell, check_size, make_step
-from seqjax.cells.linear_scan import log_linear_scan
-from seqjax.cells.mingru import ACC, finish, float32_carry, g, log_g
+from seqjax.cells.mingru import ACC, finish, float32_carry, g, log_g, scan_states
 
 
 def _log_ratio(kf: jax.Array, ki: jax.Array) -> jax.Array:
@@ -43,6 +42,7 @@ def minlstm(
     kernel_init: inits.InitSpec = "glorot_uniform",
     bias_init: inits.InitSpec = "zeros",
     param_dtype=jnp.float32,
+    log_space: bool = True,
 ) -> Cell:
     """minLSTM cell (Feng et al. 2024, sec. 3.2.4) with a sequential and a parallel form.
 
@@ -50,6 +50,8 @@ def minlstm(
       hidden_size: H.
       kernel_init, bias_init: initialisers by name (:mod:`seqjax.cells.inits`).
       param_dtype: dtype of the parameters (the carry is float32 regardless).
+      log_space: run the parallel form in log space (the paper's appendix); ``False`` uses the
+        linear-space associative scan (see :func:`seqjax.cells.mingru.scan_states`).
 
     Example:
       >>> import jax, jax.numpy as jnp, seqjax
@@ -90,7 +92,7 @@ def minlstm(
         d = _log_ratio(kf, ki)
         log_a = -jax.nn.softplus(d)  # log f'_t
         log_b = -jax.nn.softplus(-d) + log_g(u)  # log i'_t + log h~_t
-        hs = log_linear_scan(log_a, log_b, carry.astype(ACC), resets=resets)
+        hs = scan_states(log_a, log_b, carry, resets, log_space)
         return finish(hs, carry, p.dtype, return_carries)
 
     return Cell(
