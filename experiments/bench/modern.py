@@ -186,7 +186,7 @@ def min_gates(k, scale):
 
 
 def bench_scans(lengths, rounds):
-    """Scan-only timings (forward + backward) and log-space accuracy against float64."""
+    """Scan-only timings: forward + backward of ``sum(h**2)``."""
     timing = {}
     for T in lengths:
         k = jax.random.normal(jax.random.key(0), (BATCH, T, 2, HIDDEN))
@@ -204,6 +204,11 @@ def bench_scans(lengths, rounds):
         for name in fns:
             timing[(name, T)] = statistics.median(ts[name])
             print(f"scan T={T} {name}: {1e3 * timing[(name, T)]:.1f} ms", flush=True)
+    return timing
+
+
+def scan_accuracy():
+    """Largest relative error of each scan form against a float64 loop, T = 16384, hidden 4."""
     accuracy = {}
     for scale in (1.0, 1e3):
         T, H = 16384, 4
@@ -214,17 +219,16 @@ def bench_scans(lengths, rounds):
         for t in range(T):
             h = a[t] * h + b[t]
             ref[t] = h
-        for name in ("associative, log-space pairs (seqjax)", "Heinsen cumsum + logcumsumexp"):
+        for name in SCANS:
             out = np.asarray(jax.jit(SCANS[name])(log_a, log_b), np.float64)
             rel = np.abs(out - ref) / np.maximum(np.abs(ref), 1e-30)
             accuracy[(name, scale)] = (float(rel[:512].max()), float(rel.max()))
-    return timing, accuracy
+    return accuracy
 
 
 def render(results, lengths, scan_timing, scan_lengths, accuracy, meta) -> str:
     ms = lambda v: f"{1e3 * v:.0f}" if v >= 0.1 else f"{1e3 * v:.1f}"  # noqa: E731
-    lines = [HEADING, ""]
-    lines += [
+    lines = [
         f"Command: `{meta['command']}`. Machine: {meta['machine']}; jax {jax.__version__}, "
         f"backend {jax.default_backend()}. Load (`uptime`) before: {meta['load_before']}; "
         f"after: {meta['load_after']}. Run took {meta['minutes']:.1f} min. "
@@ -290,33 +294,40 @@ def render(results, lengths, scan_timing, scan_lengths, accuracy, meta) -> str:
         lines.append(
             f"| {name} | " + " | ".join(ms(scan_timing[(name, T)]) for T in scan_lengths) + " |"
         )
-    lines += [
-        "",
+    return "\n".join(lines) + "\n\n" + render_accuracy(accuracy)
+
+
+def render_accuracy(accuracy) -> str:
+    lines = [
         "Largest relative error against a float64 loop, T = 16384, batch 1, hidden 4, float32:",
         "",
         "| form | gates N(0,1): t < 512 | all t | gates of size 1e3: t < 512 | all t |",
         "|---|---|---|---|---|",
     ]
-    for name in ("associative, log-space pairs (seqjax)", "Heinsen cumsum + logcumsumexp"):
+    for name in SCANS:
         (a1, b1), (a2, b2) = accuracy[(name, 1.0)], accuracy[(name, 1e3)]
         lines.append(f"| {name} | {a1:.1e} | {b1:.1e} | {a2:.1e} | {b2:.1e} |")
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: str, section: str) -> None:
-    """Replaces this benchmark's section of ``path`` (or appends it), keeping every other section;
-    writes a temporary file and renames it, so the file is never left half-written."""
+START = "<!-- experiments/bench/modern.py: generated from here -->"
+END = "<!-- experiments/bench/modern.py: generated up to here -->"
+
+
+def write_section(path: str, body: str) -> None:
+    """Puts ``body`` between this benchmark's markers in ``path``, under :data:`HEADING`.
+
+    Everything outside the markers (other sections, notes written by hand under the heading) is
+    kept; without markers the section is appended. A temporary file is written and renamed, so
+    the file is never left half-written.
+    """
     text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == HEADING), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
+    block = f"{START}\n{body}{END}"
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        new = head + block + rest.split(END, 1)[1]
     else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        rest = "".join(lines[end:])
-        new = "".join(lines[:start]) + section + ("\n" + rest if rest else "")
+        new = text.rstrip("\n") + f"\n\n{HEADING}\n\n{block}\n"
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".md")
@@ -341,7 +352,13 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds (default 3)")
     parser.add_argument("--max-seconds-per-config", type=float, default=120.0)
     parser.add_argument("--write", metavar="PATH", help="update this section of a markdown file")
+    parser.add_argument(
+        "--accuracy-only", action="store_true", help="only the scan forms' accuracy table"
+    )
     args = parser.parse_args(argv)
+    if args.accuracy_only:
+        print(render_accuracy(scan_accuracy()))
+        return
     lengths = [128, 1024] if args.quick else [128, 1024, 4096, 16384]
     scan_lengths = [512] if args.quick else [512, 4096]
     rounds = args.rounds or (2 if args.quick else 3)
@@ -353,14 +370,14 @@ def main(argv=None) -> None:
     }
     print(meta["load_before"], flush=True)
     t0 = time.perf_counter()
-    scan_timing, accuracy = bench_scans(scan_lengths, rounds)
+    scan_timing, accuracy = bench_scans(scan_lengths, rounds), scan_accuracy()
     results = bench_training(lengths, rounds, args.max_seconds_per_config)
     meta["minutes"] = (time.perf_counter() - t0) / 60
     meta["load_after"] = load()
-    section = render(results, lengths, scan_timing, scan_lengths, accuracy, meta)
-    print(section)
+    body = render(results, lengths, scan_timing, scan_lengths, accuracy, meta)
+    print(body)
     if args.write:
-        write_section(args.write, section)
+        write_section(args.write, body)
         print(f"wrote {args.write}")
 
 

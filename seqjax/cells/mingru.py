@@ -15,9 +15,11 @@ the parallel form can run in log space: :math:`\log(1 - z_t) = -\operatorname{so
 
 Parameters: ``w_x (input, 2H)``, ``b (2H,)``, blocks in the order ``z, h~``. ``project`` is the
 input matmul, ``recur`` the elementwise update; ``parallel`` solves the whole sequence with
-:func:`seqjax.cells.linear_scan.log_linear_scan`. The carry and all gate arithmetic are float32
-whatever the parameter dtype (as recurrentgemma accumulates its scan); outputs are cast back to
-the dtype of the projected inputs (the parameters' dtype, to which inputs are cast).
+:func:`seqjax.cells.linear_scan.log_linear_scan` (or, with ``log_space=False``, the equally
+accurate and faster linear-space :func:`seqjax.cells.linear_scan.linear_scan`). The carry and
+all gate arithmetic are float32 whatever the parameter dtype (as recurrentgemma accumulates its
+scan); outputs are cast back to the dtype of the projected inputs (the parameters' dtype, to
+which inputs are cast).
 """
 
 from __future__ import annotations
@@ -54,9 +56,9 @@ def float32_carry(hidden_size: int):
 
 def scan_states(log_a, log_b, carry, resets, log_space: bool) -> jax.Array:
     """All states of ``h_t = a_t h_{t-1} + b_t`` from ``log a, log b``: in log space (the paper's
-    form) or, with ``log_space=False``, by the plain linear-space associative scan, which is exact
-    here too (``a`` in (0, 1) and ``b > 0``: no cancellation, underflow goes to the right limit 0)
-    and about twice as fast on CPU (``docs/benchmarks.md``, "Log-space scan forms")."""
+    form) or, with ``log_space=False``, by the plain linear-space associative scan, as accurate
+    here (``a`` in (0, 1) and ``b > 0``: no cancellation; underflow goes to the right limit 0)
+    and two to three times as fast on CPU (``docs/benchmarks.md``, "Modern cells")."""
     carry = carry.astype(ACC)
     if log_space:
         return log_linear_scan(log_a, log_b, carry, resets=resets)
@@ -85,7 +87,7 @@ def mingru(
       kernel_init, bias_init: initialisers by name (:mod:`seqjax.cells.inits`).
       param_dtype: dtype of the parameters (the carry is float32 regardless).
       log_space: run the parallel form in log space (the paper's appendix); ``False`` uses the
-        linear-space associative scan, equally accurate here and about twice as fast on CPU.
+        linear-space associative scan, as accurate here and 2-3x faster on CPU.
 
     Returns:
       A :class:`Cell` whose ``parallel(params, carry, xs, *, resets=None, return_carries=False)``
