@@ -35,6 +35,7 @@ from seqjax.cells.base import Cell
 from seqjax.layers import dropout as dropout_fn
 from seqjax.layers import rnn
 from seqjax.models.lm import check_rate, stack_of
+from seqjax.models.sequence import last_valid
 
 POOLINGS = ("last", "mean", "max", "attention")
 ACTIVATIONS = {"relu": jax.nn.relu, "tanh": jnp.tanh, "gelu": jax.nn.gelu}
@@ -71,14 +72,6 @@ def valid_mask(lengths: Optional[jax.Array], batch_shape: tuple, T: int) -> jax.
     if lengths is None:
         return jnp.ones((*batch_shape, T), bool)
     return jnp.arange(T) < jnp.broadcast_to(jnp.asarray(lengths), batch_shape)[..., None]
-
-
-def last_valid(ys: jax.Array, lengths: Optional[jax.Array]) -> jax.Array:
-    """``ys[..., length - 1, :]`` for ``ys: (*batch, T, D)``."""
-    if lengths is None:
-        return ys[..., -1, :]
-    idx = jnp.broadcast_to(jnp.asarray(lengths) - 1, ys.shape[:-2])
-    return jnp.take_along_axis(ys, idx[..., None, None], axis=-2)[..., 0, :]
 
 
 def attention_weights(attn_params, ys: jax.Array, lengths: Optional[jax.Array]) -> jax.Array:
@@ -293,7 +286,6 @@ __all__ = [
     "SequenceClassifier",
     "attention_weights",
     "init_embedding_from",
-    "last_valid",
     "sequence_classifier",
     "valid_mask",
 ]
