@@ -104,8 +104,21 @@ _NAMED = {
 NAMES = tuple(_NAMED)
 
 
+def _in_float32(init: Initializer) -> Initializer:
+    """Draws in float32 and casts: LAPACK has no bfloat16 QR (orthogonal) or eigvals (spectral)."""
+
+    def apply(key, shape, dtype=jnp.float32):
+        return init(key, shape, jnp.float32).astype(dtype)
+
+    return apply
+
+
 def get(spec: InitSpec) -> Initializer:
-    """Resolves ``"name"`` or ``"name:scale"`` (see the module docstring) or a callable."""
+    """Resolves ``"name"`` or ``"name:scale"`` (see the module docstring) or a callable.
+
+    Named initialisers draw in float32 and cast to the requested dtype, so ``param_dtype`` may be
+    ``bfloat16``.
+    """
     if callable(spec):
         return spec
     if not isinstance(spec, str):
@@ -118,8 +131,8 @@ def get(spec: InitSpec) -> Initializer:
             value = float(arg)
         except ValueError:
             raise ValueError(f"initialiser {spec!r}: the part after ':' must be a number") from None
-        return _NAMED[name](value)
-    return _NAMED[name]()
+        return _in_float32(_NAMED[name](value))
+    return _in_float32(_NAMED[name]())
 
 
 def blockwise(init: Initializer, num_blocks: int) -> Initializer:
