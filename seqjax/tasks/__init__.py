@@ -14,6 +14,7 @@ from seqjax.tasks.base import Task
 
 TASKS: dict[str, str] = {
     "synthetic": "seqjax.tasks.synthetic",  # adding problem and other long-range problems
+    "classify": "seqjax.tasks.classify",  # text classification: sentiment, any labelled text
 }
 
 

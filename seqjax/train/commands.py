@@ -2,12 +2,14 @@
 
 seqjax train  --config FILE[:PRESETS] --workdir DIR [--config.KEY=VALUE ...]
 seqjax eval   --workdir DIR [--split validation] [--checkpoint best|latest]
+              (classification: also the confusion matrix, WORKDIR/confusion_<split>.png)
 seqjax report --workdir DIR [--out FILE.png]
 """
 
 from __future__ import annotations
 
 import json
+import pathlib
 
 from absl import flags
 from ml_collections import config_flags
@@ -42,7 +44,8 @@ def train(argv: list[str]) -> int:
 
     result = loop.train_and_evaluate(fv.config, workdir)
     print(
-        f"done: step {result['step']}, validation {json.dumps(result['validation'])}, "
+        f"done: step {result['step']}{' (stopped early)' if result.get('stopped_early') else ''}, "
+        f"validation {json.dumps(result['validation'])}, "
         f"best checkpoint step {result['best_step']}, workdir {workdir}"
     )
     return 0
@@ -55,9 +58,22 @@ def evaluate(argv: list[str]) -> int:
     flags.DEFINE_string("split", None, "split to evaluate (default: validation)", flag_values=fv)
     flags.DEFINE_string("checkpoint", "best", "best | latest", flag_values=fv)
     cmdline.parse(fv, argv)
-    from seqjax.train import loop
+    from seqjax.train import confusion, loop
 
-    print(json.dumps(loop.evaluate_checkpoint(_workdir(fv), fv.split, fv.checkpoint)))
+    workdir = _workdir(fv)
+    result = loop.evaluate_checkpoint(workdir, fv.split, fv.checkpoint)
+    print(json.dumps(result))
+    matrix = confusion.confusion_from_metrics(result)
+    if matrix is not None:  # classification: the confusion matrix as a table and a PNG
+        names, m = matrix
+        print(confusion.format_confusion(names, m))
+        png = confusion.plot_confusion(
+            names,
+            m,
+            pathlib.Path(workdir) / f"confusion_{result['split']}.png",
+            f"{result['split']}, step {result['step']}",
+        )
+        print(f"confusion matrix: {png}")
     return 0
 
 

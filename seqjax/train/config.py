@@ -4,7 +4,8 @@ Every experiment config (``configs/**.py``, ``get_config(arg=None) -> ConfigDict
 layout: ``seed``, ``task``, ``data.*`` (read by the task), ``model.*`` (``cell``, ``hidden_size``,
 ``num_layers`` and cell options, see :func:`seqjax.models.build_cell`), ``optim.*`` (see
 :mod:`seqjax.train.optim`) and ``train.*`` (``num_steps``, ``batch_size``, ``eval_every``,
-``checkpoint_every``, ``keep``, ``log_every``, ``skip_nonfinite``). :func:`validate` checks it
+``checkpoint_every``, ``keep``, ``log_every``, ``skip_nonfinite`` and optionally
+``early_stop_patience``). :func:`validate` checks it
 before anything runs, and every mistake names its key, e.g. ``optim.name='adamm': choose one of
 sgd, adam, adamw, rmsprop``.
 """
@@ -50,6 +51,7 @@ RUN_CONTROL = frozenset(
         "train.keep",
         "train.log_every",
         "train.skip_nonfinite",
+        "train.early_stop_patience",
     }
 )
 
@@ -180,6 +182,11 @@ def validate(config) -> None:
     ):
         _positive_int(config, key)
     _number(config, "model.dropout", 0.0, 1.0)
+    patience = _get(config, "train.early_stop_patience", 0)
+    if not _is_int(patience) or patience < 0:
+        raise UserError(
+            f"train.early_stop_patience={patience!r}: must be a non-negative integer (0: off)"
+        )
     if not isinstance(config.train.skip_nonfinite, bool):
         raise UserError(f"train.skip_nonfinite={config.train.skip_nonfinite!r}: must be True/False")
 

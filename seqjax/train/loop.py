@@ -14,7 +14,12 @@ The loop owns every side effect of a run and talks to the task only through
    step), stop on a non-finite step unless ``train.skip_nonfinite``, write means to
    ``metrics.jsonl``/TensorBoard and the progress display;
 5. every ``train.eval_every`` and ``train.checkpoint_every`` steps and at the end: evaluate on the
-   task's validation split; at checkpoint steps save a checkpoint ranked by that metric.
+   task's validation split; at checkpoint steps save a checkpoint ranked by that metric;
+6. early stopping (optional, ``train.early_stop_patience = N > 0``; 0 or absent: off): when the
+   task's ``best_metric`` has not improved on its best for ``N`` evaluations in a row, save a
+   checkpoint at that step and stop. The best value and the count are saved in every checkpoint's
+   metadata (``early_stop``), so a resumed run counts on where it left off, and a run that
+   stopped early stays stopped (``nothing to train``) unless the patience is raised.
 
 Step ``n`` means "after ``n`` updates"; update ``n`` used ``task.batch(n - 1)``.
 """
@@ -78,7 +83,8 @@ def train_and_evaluate(config, workdir, *, task: Optional[Task] = None) -> dict:
       task: the task to train; built from ``config`` when ``None`` (tests pass a wrapped one).
 
     Returns:
-      ``{"step": final step, "validation": metrics, "best_step": step of the best checkpoint}``.
+      ``{"step": final step, "stopped_early": bool, "validation": metrics, "best_step": step of
+      the best checkpoint}``.
     """
     config_lib.validate(config)
     task = tasks.build(config) if task is None else task
@@ -104,8 +110,10 @@ def _train(config, task: Task, tx, workdir: pathlib.Path, mngr) -> dict:
     state = step_lib.init_state(task, tx, init_key)
     rng = jax.random.key_data(train_key)
     latest = mngr.latest_step()
+    early: dict = {}
     if latest is not None:
         saved = checkpoint.read_meta(mngr, latest)
+        early = saved.get("early_stop") or {}
         diffs = config_lib.experiment_diff(saved["config"], config)
         if diffs:
             raise UserError(
@@ -126,22 +134,36 @@ def _train(config, task: Task, tx, workdir: pathlib.Path, mngr) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     writer = MetricWriter(workdir)
     progress = Progress(tc.num_steps, start)
+    patience = int(tc.get("early_stop_patience", 0) or 0)
     try:
         progress.line(
             f"seqjax train: task {config.task} ({task.metadata.get('problem', '')}), "
             f"{_num_params(state.params):,} parameters, workdir {workdir}"
             + (f", resuming at step {start}" if latest is not None else "")
         )
-        if start >= tc.num_steps:
+        stopped = patience > 0 and early.get("evals_since_best", 0) >= patience
+        if stopped:
+            progress.line(
+                f"nothing to train: the run stopped early at step {start} (validation "
+                f"{task.best_metric} did not improve for {patience} evaluations); raise "
+                "train.early_stop_patience to continue"
+            )
+            validation = task.evaluate(state.params, split)
+        elif start >= tc.num_steps:
             progress.line(
                 f"nothing to train: the checkpoint at step {start} already reaches "
                 f"train.num_steps={tc.num_steps}; raise train.num_steps to continue"
             )
             validation = task.evaluate(state.params, split)
         else:
-            validation = _run(config, task, tx, state, rng, mngr, writer, progress, meta, latest)
+            validation, stop_step = _run(
+                config, task, tx, state, rng, mngr, writer, progress, meta, latest, early
+            )
+            stopped = stop_step is not None
+            start = stop_step if stopped else start
         return {
-            "step": max(start, tc.num_steps),
+            "step": start if stopped else max(start, tc.num_steps),
+            "stopped_early": stopped,
             "validation": validation,
             "best_step": mngr.best_step(),
         }
@@ -150,8 +172,33 @@ def _train(config, task: Task, tx, workdir: pathlib.Path, mngr) -> dict:
         writer.close()
 
 
-def _run(config, task, tx, state, rng, mngr, writer, progress, meta, last_saved) -> dict:
+class _EarlyStop:
+    """Counts evaluations since the best value of the task's ``best_metric``."""
+
+    def __init__(self, patience: int, mode: str, saved: dict):
+        self.patience, self.mode = patience, mode
+        self.best = saved.get("best")
+        self.since = int(saved.get("evals_since_best", 0))
+
+    def update(self, value: float) -> bool:
+        """Records one evaluation; true when training should stop."""
+        better = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
+        if better:
+            self.best, self.since = float(value), 0
+        else:
+            self.since += 1
+        return self.patience > 0 and self.since >= self.patience
+
+    def state(self) -> dict:
+        return {"best": self.best, "evals_since_best": self.since, "patience": self.patience}
+
+
+def _run(config, task, tx, state, rng, mngr, writer, progress, meta, last_saved, early) -> tuple:
+    """Trains from ``state.step``; returns (last validation metrics, step it stopped early at or
+    ``None``)."""
     tc = config.train
+    stopper = _EarlyStop(int(tc.get("early_stop_patience", 0) or 0), task.best_mode, early)
+    stop_step = None
     train_step = step_lib.make_train_step(task, tx)
     key = jax.random.wrap_key_data(rng)
     split = task.eval_splits[0]
@@ -208,6 +255,12 @@ def _run(config, task, tx, state, rng, mngr, writer, progress, meta, last_saved)
             validation = task.evaluate(state.params, split)
             writer.write(done, split, validation)
             progress.line(f"step {done} {split}: {format_metrics(validation)}")
+            if stopper.update(float(validation[task.best_metric])):
+                stop_step, is_ckpt = done, True
+                progress.line(
+                    f"step {done}: stopping early, validation {task.best_metric} has not "
+                    f"improved on {stopper.best:.4g} for {stopper.patience} evaluations"
+                )
         if is_ckpt:
             rng_data = jax.random.key_data(key)
             checkpoint.save(
@@ -215,12 +268,20 @@ def _run(config, task, tx, state, rng, mngr, writer, progress, meta, last_saved)
                 done,
                 state,
                 rng_data,
-                {**meta, "step": done, "data_position": done, "metrics": validation},
+                {
+                    **meta,
+                    "step": done,
+                    "data_position": done,
+                    "metrics": validation,
+                    "early_stop": stopper.state(),
+                },
                 validation,
             )
             last_saved = done
+        if stop_step is not None:
+            break
         clock, timed = time.perf_counter(), 0  # evaluation and saving are not training time
-    return validation
+    return validation, stop_step
 
 
 def evaluate_checkpoint(

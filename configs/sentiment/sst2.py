@@ -1,0 +1,116 @@
+r"""SST-2 sentiment (GLUE binary Stanford Sentiment Treebank) with a BiLSTM trained from scratch.
+
+Data: the GLUE SST-2 files (train 67,349 phrases, validation 872 sentences, the split everyone
+reports), read by default from ``../shared/data/sst2/{train,dev}.tsv`` beside the project root
+(train has the column ``sentence``, dev ``content``); the ``hub`` preset loads
+``stanfordnlp/sst2`` from the Hugging Face hub instead (needs network). Labels 0/1 are named
+negative/positive. Word tokenizer over the training phrases, no pretrained vectors.
+
+Model: embedding -> bidirectional LSTM -> max pooling over the valid steps -> MLP -> 2 logits,
+with dropout and word dropout (Iyyer et al. 2015). Adam, cosine decay, best checkpoint by
+validation accuracy, early stopping after ``train.early_stop_patience`` evaluations without
+improvement.
+
+Launch:
+  seqjax train --config configs/sentiment/sst2.py --workdir runs/sst2
+  seqjax train --config configs/sentiment/sst2.py:cell=gru,seed=1 --workdir runs/sst2_gru_s1
+  seqjax train --config configs/sentiment/sst2.py:smoke --workdir /tmp/sst2_smoke   # seconds
+  seqjax eval --workdir runs/sst2          # accuracy, macro-F1, confusion matrix (+ PNG)
+  seqjax predict --workdir runs/sst2 "a gorgeous, witty, seductive movie."
+
+Presets (after the colon, comma-separated): ``smoke`` (tiny model, 6 steps, for tests), ``hub`` (``stanfordnlp/sst2`` from the hub), ``cell=NAME``, ``seed=N``, ``steps=N``.
+
+References: Flax ``examples/sst2`` (LSTM, no pretrained embeddings) 85.1-85.4% validation
+accuracy; Tai et al. 2015 report 86.3% for a 2-layer LSTM with GloVe vectors.
+Expected result (measured, see docs/results.md "Sentiment classification"): filled in there
+with the exact commands, wall times and seeds.
+"""
+
+import pathlib
+
+import ml_collections
+
+from seqjax.train.config import parse_arg
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]  # the project root
+SST2 = ROOT.parent / "shared" / "data" / "sst2"  # ../shared/data/sst2
+
+
+def get_config(arg=None):
+    arg = parse_arg(arg, smoke=False, hub=False, cell="lstm", seed=0, steps=0)
+    c = ml_collections.ConfigDict()
+    c.seed = arg.seed  # PRNG seed: initial parameters, dropout and the order of training batches
+    c.task = "classify"  # seqjax/tasks/classify.py
+
+    c.data = ml_collections.ConfigDict()
+    c.data.name = "sst2"  # a label for logs and checkpoints
+    c.data.source = "auto"  # files if train_files is set, else the hub id
+    c.data.hub_id = ""  # the hub preset: stanfordnlp/sst2
+    c.data.train_files = str(SST2 / "train.tsv")
+    c.data.validation_files = str(SST2 / "dev.tsv")
+    c.data.text_column = "sentence,validation=content"  # dev.tsv names its text column content
+    c.data.label_column = "label"
+    c.data.labels = "0,1"  # raw labels in id order ...
+    c.data.label_names = "negative,positive"  # ... and what predict prints for them
+    c.data.tokenizer = "word"  # whitespace words (the files are already tokenised, lowercased)
+    c.data.lowercase = True
+    c.data.min_freq = 1  # keep every training word (all of them, 14.8k types, fit in memory)
+    c.data.vocab_size = 0  # 0: no cap
+    c.data.max_length = 0  # 0: no truncation (longest SST-2 sentence: 52 words)
+
+    c.model = ml_collections.ConfigDict()
+    c.model.cell = arg.cell  # any name in seqjax.cells.names(): elman, lstm, gru, ...
+    c.model.hidden_size = 256  # H per direction
+    c.model.num_layers = 1
+    c.model.bidirectional = True
+    c.model.pooling = "max"  # last | mean | max | attention
+    c.model.embed_size = 256  # D_e
+    c.model.embeddings_file = ""  # GloVe-format text file to start the embedding from; "" = random
+    c.model.mlp_hidden = (256,)  # the head's hidden layers
+    c.model.dropout = 0.5  # embedding output, between layers, before each dense layer
+    c.model.word_dropout = 0.1  # tokens replaced by <unk> while training
+    c.model.forget_bias = 1.0  # LSTM: added to the forget-gate bias (Jozefowicz et al. 2015)
+    c.model.activation = "tanh"  # Elman
+    c.model.reset_after = True  # GRU: cuDNN form
+    c.model.kernel_init = "glorot_uniform"
+    c.model.recurrent_init = "orthogonal"
+    c.model.bias_init = "zeros"
+
+    c.optim = ml_collections.ConfigDict()
+    c.optim.name = "adamw"
+    c.optim.learning_rate = 2e-3
+    c.optim.clip = "global_norm"
+    c.optim.clip_value = 5.0
+    c.optim.weight_decay = 1e-4
+    c.optim.schedule = "cosine"
+    c.optim.warmup_steps = 100
+
+    c.train = ml_collections.ConfigDict()
+    c.train.num_steps = arg.steps or 3000  # 64 phrases a step: about 2.9 epochs
+    c.train.batch_size = 64
+    c.train.eval_batch_size = 256
+    c.train.eval_every = 250  # validation (872 sentences) every this many steps
+    c.train.checkpoint_every = 250  # = eval_every: the best checkpoint is any evaluated step
+    c.train.keep = 1  # latest checkpoints kept, besides the best by validation accuracy
+    c.train.log_every = 50
+    c.train.skip_nonfinite = False
+    c.train.early_stop_patience = 0  # stop after this many evaluations without improvement; 0 off
+
+    if arg.hub:
+        c.data.train_files = ""
+        c.data.validation_files = ""
+        c.data.hub_id = "stanfordnlp/sst2"
+        c.data.text_column = "sentence"
+        c.data.labels = ""  # the hub's ClassLabel names: negative, positive
+        c.data.label_names = ""
+    if arg.smoke:  # runs in seconds: the tests use it
+        c.model.hidden_size = 16
+        c.model.embed_size = 16
+        c.model.mlp_hidden = ()
+        c.data.vocab_size = 2000
+        c.train.num_steps = arg.steps or 6
+        c.train.batch_size = 16
+        c.train.eval_every = 3
+        c.train.checkpoint_every = 3
+        c.train.log_every = 2
+    return c

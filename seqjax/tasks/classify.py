@@ -1,0 +1,265 @@
+r"""Text classification (sentiment and any labelled text) as a training task.
+
+Data: :func:`seqjax.data.load_classification` on ``config.data`` (local files, a hub id or the
+embedded corpus; a tokenizer fitted on the training split; label names in id order). Model:
+:func:`seqjax.models.classifier.sequence_classifier`, an embedding, a (bidirectional) recurrent
+stack of ``model.cell`` (any cell, options via :func:`seqjax.models.build_cell`), pooling over
+each text's valid steps (``model.pooling``: last, mean, max, attention) and an MLP head. The
+embedding can start from pretrained word vectors, ``model.embeddings_file`` (GloVe text format,
+read by :func:`seqjax.data.vectors.load_vectors`).
+
+Loss: the mean cross-entropy :math:`-\frac1B\sum_i \log p_\theta(y_i \mid x_i)`, in float32.
+
+Metrics on a held-out split, from its confusion matrix :math:`M_{jk}` (examples of true class
+:math:`j` predicted as :math:`k`):
+
+.. math::
+    \mathrm{accuracy} = \frac{\sum_j M_{jj}}{\sum_{jk} M_{jk}}, \quad
+    P_k = \frac{M_{kk}}{\sum_j M_{jk}}, \quad R_k = \frac{M_{kk}}{\sum_j M_{kj}}, \quad
+    F_k = \frac{2 P_k R_k}{P_k + R_k}, \quad \mathrm{macro\text{-}F1} = \frac1C \sum_k F_k
+
+(a class never predicted, or absent, scores 0 where the ratio is 0/0, as scikit-learn's
+``zero_division=0``). :func:`evaluate` returns ``loss``, ``accuracy``, ``macro_f1``,
+``precision/<label>``, ``recall/<label>`` and the counts ``confusion/<true>/<predicted>``
+(:func:`seqjax.train.confusion.confusion_from_metrics` turns them back into the matrix). The best checkpoint is the one
+with the highest validation accuracy.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from seqjax import data as data_lib
+from seqjax.data.vectors import load_vectors
+from seqjax.errors import UserError
+from seqjax.models import build_cell
+from seqjax.models.classifier import (
+    POOLINGS,
+    SequenceClassifier,
+    init_embedding_from,
+    sequence_classifier,
+)
+from seqjax.tasks.base import Task
+
+log = logging.getLogger(__name__)
+
+EVAL_BATCH_SIZE = 256  # default of train.eval_batch_size
+
+
+def _field(cfg: Mapping, key: str, default):
+    value = cfg.get(key, default) if hasattr(cfg, "get") else default
+    return default if value is None else value
+
+
+def model_from(
+    model_cfg: Mapping, vocab_size: int, num_classes: int, unk_id: int | None
+) -> SequenceClassifier:
+    """The classifier a ``model.*`` config describes (the same for training and ``predict``)."""
+    pooling = _field(model_cfg, "pooling", "last")
+    if pooling not in POOLINGS:
+        raise UserError(f"model.pooling={pooling!r}: choose one of {', '.join(POOLINGS)}")
+    mlp_hidden = _field(model_cfg, "mlp_hidden", ())
+    if isinstance(mlp_hidden, int):
+        mlp_hidden = (mlp_hidden,) if mlp_hidden > 0 else ()
+    if not all(isinstance(h, int) and h > 0 for h in mlp_hidden):
+        raise UserError(f"model.mlp_hidden={mlp_hidden!r}: give positive layer sizes, e.g. (256,)")
+    embed_size = _field(model_cfg, "embed_size", 0)
+    if not isinstance(embed_size, int) or embed_size <= 0:
+        raise UserError(f"model.embed_size={embed_size!r}: must be a positive integer")
+    try:
+        return sequence_classifier(
+            build_cell(model_cfg),
+            vocab_size,
+            num_classes,
+            embed_size=embed_size,
+            num_layers=model_cfg["num_layers"],
+            bidirectional=bool(_field(model_cfg, "bidirectional", False)),
+            pooling=pooling,
+            mlp_hidden=tuple(mlp_hidden),
+            mlp_activation=_field(model_cfg, "mlp_activation", "relu"),
+            dropout=float(_field(model_cfg, "dropout", 0.0)),
+            variational=bool(_field(model_cfg, "variational", False)),
+            word_dropout=float(_field(model_cfg, "word_dropout", 0.0)),
+            unk_id=unk_id,
+        )
+    except ValueError as e:  # "dropout=1.5: must be ..." names the field
+        raise UserError(f"model.{e}") from None
+
+
+def display_names(labels: Sequence[str], names) -> tuple[str, ...]:
+    """The names that metrics and ``predict`` show for ``labels`` (``data.label_names``: one per
+    label, in the same order, e.g. ``"negative,positive"`` for labels ``0,1``; ``""``: the labels).
+
+    Example:
+      >>> display_names(("0", "1"), "negative, positive")
+      ('negative', 'positive')
+    """
+    if not names:
+        return tuple(str(label) for label in labels)
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",")]
+    names = tuple(str(n) for n in names)
+    if len(names) != len(labels) or len(set(names)) != len(names) or not all(names):
+        raise UserError(
+            f"data.label_names={','.join(names)!r}: give {len(labels)} distinct names, one for "
+            f"each label of {','.join(map(str, labels))!r} in that order"
+        )
+    return names
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """``M[j, k]``: the number of examples of class ``j`` predicted as ``k`` (int64).
+
+    Example:
+      >>> confusion_matrix(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 2).tolist()
+      [[1, 1], [0, 2]]
+    """
+    flat = np.asarray(labels, np.int64) * num_classes + np.asarray(predictions, np.int64)
+    return np.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return np.where(den > 0, num / np.maximum(den, 1), 0.0)
+
+
+def metrics_from_confusion(confusion: np.ndarray, label_names: Sequence[str]) -> dict:
+    """Accuracy, macro-F1, per-class precision and recall and the counts, from ``M`` (see the
+    module docstring for the formulas).
+
+    Example:
+      >>> m = metrics_from_confusion(np.array([[1, 1], [0, 2]]), ["neg", "pos"])
+      >>> m["accuracy"], m["precision/pos"], m["recall/neg"], round(m["macro_f1"], 4)
+      (0.75, 0.6666666666666666, 0.5, 0.7333)
+    """
+    m = np.asarray(confusion, np.float64)
+    tp = np.diag(m)
+    precision = _ratio(tp, m.sum(axis=0))
+    recall = _ratio(tp, m.sum(axis=1))
+    f1 = _ratio(2 * precision * recall, precision + recall)
+    out = {
+        "accuracy": float(tp.sum() / max(m.sum(), 1.0)),
+        "macro_f1": float(f1.mean()),
+    }
+    for name, p, r in zip(label_names, precision, recall):
+        out[f"precision/{name}"] = float(p)
+        out[f"recall/{name}"] = float(r)
+    for j, true in enumerate(label_names):
+        for k, pred in enumerate(label_names):
+            out[f"confusion/{true}/{pred}"] = float(m[j, k])
+    return out
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Per-example :math:`-\\log \\mathrm{softmax}(\\mathrm{logits})_y`, in float32."""
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    return -jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
+
+
+# ----------------------------------------------------------------------------- the task
+
+
+def build(config) -> Task:
+    """The classification task of ``config`` (``config.data``: see :mod:`seqjax.data`)."""
+    data = data_lib.load_classification(config.data)
+    if "validation" not in data.splits:
+        raise UserError(
+            "data.validation_files: the task needs a validation split (give a file or keep "
+            "data.validation_fraction > 0)"
+        )
+    labels = display_names(data.labels, _field(config.data, "label_names", ""))
+    if len(labels) < 2:
+        raise UserError(f"data.labels={list(labels)!r}: a classifier needs at least two labels")
+    tokenizer = data.tokenizer
+    model = model_from(config.model, tokenizer.vocab_size, len(labels), tokenizer.unk_id)
+    vectors_file = _field(config.model, "embeddings_file", "")
+    pretrained = None
+    if vectors_file:
+        pretrained = load_vectors(
+            vectors_file, tokenizer, config.model.embed_size
+        )
+        log.info(
+            "classify: %d of %d vocabulary words start from %s",
+            len(pretrained[1]),
+            tokenizer.vocab_size,
+            vectors_file,
+        )
+    seed, batch_size = config.seed, config.train.batch_size
+    eval_batch_size = _field(config.train, "eval_batch_size", EVAL_BATCH_SIZE)
+    train_split = data.splits["train"]
+    data_lib.classify_steps_per_epoch(train_split, batch_size)  # batch larger than the data
+
+    def init(key):
+        params = model.init(key)
+        if pretrained is not None:
+            params = init_embedding_from(params, *pretrained)
+        return params
+
+    def loss(params, state, batch, key, train):
+        logits = model.apply(params, batch["tokens"], batch["lengths"], key=key, train=train)
+        nll = cross_entropy(logits, batch["labels"])
+        correct = (jnp.argmax(logits, axis=-1) == batch["labels"]).astype(jnp.float32)
+        return jnp.mean(nll), (state, {"accuracy": jnp.mean(correct)})
+
+    def batch(step: int) -> dict:
+        return data_lib.classify_batch(train_split, batch_size, seed, int(step))
+
+    @jax.jit
+    def eval_batch(params, b):
+        logits = model.apply(params, b["tokens"], b["lengths"])
+        return jnp.sum(cross_entropy(logits, b["labels"])), jnp.argmax(logits, axis=-1)
+
+    def evaluate(params, split: str = "validation") -> dict:
+        if split not in data.splits:
+            raise UserError(f"split={split!r}: choose one of {', '.join(eval_splits)}")
+        total, truth, predicted = 0.0, [], []
+        for b in data_lib.classify_eval_batches(data.splits[split], eval_batch_size):
+            nll, pred = eval_batch(params, {k: b[k] for k in ("tokens", "lengths", "labels")})
+            total += float(nll)
+            truth.append(b["labels"])
+            predicted.append(np.asarray(pred))
+        truth, predicted = np.concatenate(truth), np.concatenate(predicted)
+        m = confusion_matrix(truth, predicted, len(labels))
+        return {"loss": total / len(truth), **metrics_from_confusion(m, labels)}
+
+    eval_splits = tuple(s for s in ("validation", "test", "train") if s in data.splits)
+    metadata = {
+        **data.metadata,
+        "task": "classify",
+        "labels": list(labels),
+        "raw_labels": list(data.labels),
+        "problem": str(_field(config.data, "name", "")),
+        "num_classes": len(labels),
+        "embeddings_rows": 0 if pretrained is None else len(pretrained[1]),
+    }
+    return Task(
+        init=init,
+        initial_state=lambda params: (),
+        loss=loss,
+        batch=batch,
+        evaluate=evaluate,
+        eval_splits=eval_splits,
+        best_metric="accuracy",
+        best_mode="max",
+        metadata=metadata,
+        units="examples",
+        units_per_batch=batch_size,
+    )
+
+
+__all__ = [
+    "EVAL_BATCH_SIZE",
+    "build",
+    "confusion_matrix",
+    "cross_entropy",
+    "display_names",
+    "metrics_from_confusion",
+    "model_from",
+]
