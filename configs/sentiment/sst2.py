@@ -60,13 +60,13 @@ def get_config(arg=None):
 
     c.model = ml_collections.ConfigDict()
     c.model.cell = arg.cell  # any name in seqjax.cells.names(): elman, lstm, gru, ...
-    c.model.hidden_size = 256  # H per direction
+    c.model.hidden_size = 128  # H per direction
     c.model.num_layers = 1
     c.model.bidirectional = True
     c.model.pooling = "max"  # last | mean | max | attention
-    c.model.embed_size = 256  # D_e
+    c.model.embed_size = 128  # D_e
     c.model.embeddings_file = ""  # GloVe-format text file to start the embedding from; "" = random
-    c.model.mlp_hidden = (256,)  # the head's hidden layers
+    c.model.mlp_hidden = (128,)  # the head's hidden layers
     c.model.dropout = 0.5  # embedding output, between layers, before each dense layer
     c.model.word_dropout = 0.1  # tokens replaced by <unk> while training
     c.model.forget_bias = 1.0  # LSTM: added to the forget-gate bias (Jozefowicz et al. 2015)
@@ -86,11 +86,11 @@ def get_config(arg=None):
     c.optim.warmup_steps = 100
 
     c.train = ml_collections.ConfigDict()
-    c.train.num_steps = arg.steps or 3000  # 64 phrases a step: about 2.9 epochs
-    c.train.batch_size = 64
+    c.train.num_steps = arg.steps or 1200  # 128 phrases a step: about 2.3 epochs
+    c.train.batch_size = 128
     c.train.eval_batch_size = 256
-    c.train.eval_every = 250  # validation (872 sentences) every this many steps
-    c.train.checkpoint_every = 250  # = eval_every: the best checkpoint is any evaluated step
+    c.train.eval_every = 200  # validation (872 sentences) every this many steps
+    c.train.checkpoint_every = 200  # = eval_every: the best checkpoint is any evaluated step
     c.train.keep = 1  # latest checkpoints kept, besides the best by validation accuracy
     c.train.log_every = 50
     c.train.skip_nonfinite = False
@@ -108,6 +108,7 @@ def get_config(arg=None):
         c.model.embed_size = 16
         c.model.mlp_hidden = ()
         c.data.vocab_size = 2000
+        c.optim.warmup_steps = 0
         c.train.num_steps = arg.steps or 6
         c.train.batch_size = 16
         c.train.eval_every = 3

@@ -38,7 +38,7 @@ def load_vectors(path: str, tokenizer: Tokenizer, dim: int) -> tuple[np.ndarray,
     Example:
       >>> import tempfile, os
       >>> from seqjax.data.tokenizers import WordTokenizer
-      >>> tok = WordTokenizer(["good", "bad"], ["<pad>", "<unk>"])
+      >>> tok = WordTokenizer(["<pad>", "<unk>", "good", "bad"], ["<pad>", "<unk>"])
       >>> f = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False)
       >>> _ = f.write("good 1 2\\nzebra 3 4\\nbad 5 6\\n"); f.close()
       >>> vectors, rows = load_vectors(f.name, tok, 2); os.unlink(f.name)

@@ -1,0 +1,284 @@
+"""The classification task, ``seqjax predict`` and the classification metrics.
+
+Checked against independent computations: scikit-learn's metrics, predictions recomputed outside
+the task, the same text with and without extra padding.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from seqjax import cli
+from seqjax.data import tokenizer_from_json
+from seqjax.data.tokenizers import WordTokenizer
+from seqjax.data.vectors import load_vectors
+from seqjax.errors import UserError
+from seqjax.tasks import classify
+from seqjax.train import confusion, loop
+from seqjax.train.cmdline import load_config_file
+from seqjax.train.predict import Predictor
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CSV = str(ROOT / "configs" / "sentiment" / "csv.py")
+SST2 = str(ROOT / "configs" / "sentiment" / "sst2.py")
+
+WORDS = {
+    "bad": ["awful", "dull", "boring", "terrible"],
+    "meh": ["okay", "average", "fine", "plain"],
+    "good": ["great", "witty", "gorgeous", "superb"],
+}
+
+
+def _write_csv(path, n, seed, labels=WORDS):
+    """A 3-class CSV with string labels: each text's words say its class."""
+    rng = np.random.default_rng(seed)
+    names = list(labels)
+    lines = ["text,label"]
+    for _ in range(n):
+        y = names[rng.integers(len(names))]
+        words = list(rng.choice(labels[y], size=rng.integers(2, 6)))
+        words += list(rng.choice(["the", "movie", "was", "plot"], size=rng.integers(0, 4)))
+        rng.shuffle(words)
+        lines.append(f"{' '.join(words)},{y}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _train_args(tmp_path, *extra, train=None, validation=None, steps=6):
+    train = train or _write_csv(tmp_path / "train.csv", 64, 0)
+    validation = validation or _write_csv(tmp_path / "valid.csv", 24, 1)
+    return [
+        "train",
+        f"--config={CSV}:smoke,train={train},validation={validation},steps={steps}",
+        f"--workdir={tmp_path / 'run'}",
+        f"--config.data.cache_dir={tmp_path / 'cache'}",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A 3-class, string-label CSV run (the bring-your-own-CSV template's smoke preset)."""
+    tmp = tmp_path_factory.mktemp("classify")
+    args = _train_args(tmp, "--config.optim.learning_rate=0.02", steps=30)
+    assert cli.main(args) == 0
+    return tmp
+
+
+def test_string_label_csv_trains_and_evaluates_like_sklearn(trained, capsys):
+    workdir = trained / "run"
+    result = loop.evaluate_checkpoint(workdir)
+    # Independent recomputation: the predictor's labels of the validation texts, then sklearn.
+    predictor = Predictor(workdir)
+    assert predictor.labels == ("bad", "good", "meh")  # sorted distinct training labels
+    rows = [line.rsplit(",", 1) for line in (trained / "valid.csv").read_text().splitlines()[1:]]
+    texts, truth = [t for t, _ in rows], [y for _, y in rows]
+    predicted = [predictor.labels[i] for i in predictor.probabilities(texts).argmax(-1)]
+    assert result["accuracy"] == pytest.approx(skm.accuracy_score(truth, predicted))
+    assert result["macro_f1"] == pytest.approx(
+        skm.f1_score(truth, predicted, average="macro", zero_division=0)
+    )
+    assert result["accuracy"] > 0.6  # the words give the class away: the smoke run learns
+    # seqjax eval prints the matrix and draws it.
+    assert cli.main(["eval", f"--workdir={workdir}"]) == 0
+    out = capsys.readouterr().out
+    assert "true \\ predicted" in out
+    assert (workdir / "confusion_validation.png").stat().st_size > 0
+
+
+def test_predict_in_process_from_args_file_and_stdin(trained, capsys, monkeypatch):
+    workdir = trained / "run"
+    texts = ["great witty gorgeous superb", "awful dull boring terrible"]
+    assert cli.main(["predict", f"--workdir={workdir}", *texts]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    for line, text, want in zip(lines, texts, ["good", "bad"]):
+        label, probs, echoed = line.split("\t")
+        values = dict(p.split("=") for p in probs.split())
+        assert set(values) == {"bad", "good", "meh"}
+        assert sum(float(v) for v in values.values()) == pytest.approx(1.0, abs=1e-3)
+        assert label == max(values, key=lambda k: float(values[k])) == want
+        assert echoed == text
+    file = trained / "texts.txt"
+    file.write_text("\n".join(texts) + "\n\n")
+    assert cli.main(["predict", f"--workdir={workdir}", f"--file={file}"]) == 0
+    assert capsys.readouterr().out.splitlines() == lines
+    monkeypatch.setattr(sys, "stdin", open(file))
+    assert cli.main(["predict", f"--workdir={workdir}", "-"]) == 0
+    assert capsys.readouterr().out.splitlines() == lines
+
+
+def test_predict_subprocess(trained):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "seqjax.cli", "predict", f"--workdir={trained / 'run'}", "fine"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    label, probs, text = proc.stdout.strip().split("\t")
+    assert label in ("bad", "good", "meh") and text == "fine" and probs.count("=") == 3
+
+
+def test_padding_does_not_change_predictions(trained):
+    predictor = Predictor(trained / "run")
+    short = "great movie"
+    alone = predictor.probabilities([short])[0]
+    # In a batch with a long text the short one is padded to its width, and with pad_batch's
+    # extra multiple even further.
+    together = predictor.probabilities([short, " ".join(["dull plot"] * 20)])[0]
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-6)
+    (ids,) = predictor.encode([short])
+    for multiple in (8, 64):
+        tokens, lengths = predictor.pad_batch([ids], pad_multiple=multiple)
+        probs = np.asarray(predictor._probs(predictor.params, tokens, lengths))[0]
+        np.testing.assert_allclose(probs, alone, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_metrics_match_sklearn(seed):
+    rng = np.random.default_rng(seed)
+    n, k = 200, 4
+    truth = rng.integers(0, k, n)
+    predicted = np.where(rng.random(n) < 0.6, truth, rng.integers(0, k - 1, n))  # never 3 alone
+    if seed == 2:
+        predicted[predicted == 3] = 0  # class 3 never predicted: 0/0 precision counts as 0
+    names = ["a", "b", "c", "d"]
+    m = classify.confusion_matrix(truth, predicted, k)
+    np.testing.assert_array_equal(m, skm.confusion_matrix(truth, predicted, labels=range(k)))
+    got = classify.metrics_from_confusion(m, names)
+    assert got["accuracy"] == pytest.approx(skm.accuracy_score(truth, predicted))
+    assert got["macro_f1"] == pytest.approx(
+        skm.f1_score(truth, predicted, average="macro", zero_division=0)
+    )
+    p, r, _, _ = skm.precision_recall_fscore_support(
+        truth, predicted, labels=range(k), zero_division=0
+    )
+    for i, name in enumerate(names):
+        assert got[f"precision/{name}"] == pytest.approx(p[i])
+        assert got[f"recall/{name}"] == pytest.approx(r[i])
+    back_names, back = confusion.confusion_from_metrics(json.loads(json.dumps(got)))
+    assert back_names == names
+    np.testing.assert_array_equal(back, m)
+
+
+def test_metrics_by_hand():
+    # 2 classes: 3 negatives (2 right), 2 positives (1 right).
+    m = classify.confusion_matrix(np.array([0, 0, 0, 1, 1]), np.array([0, 0, 1, 1, 0]), 2)
+    got = classify.metrics_from_confusion(m, ["neg", "pos"])
+    assert m.tolist() == [[2, 1], [1, 1]]
+    assert got["accuracy"] == pytest.approx(3 / 5)
+    assert got["precision/neg"] == pytest.approx(2 / 3) and got["recall/pos"] == pytest.approx(0.5)
+    f_neg, f_pos = 2 / 3, 2 * 0.5 * 0.5 / 1.0
+    assert got["macro_f1"] == pytest.approx((f_neg + f_pos) / 2)
+
+
+def _fails(args, capsys, *needles):
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err  # one line, no traceback
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def test_bad_inputs_give_one_line_and_exit_2(tmp_path, capsys):
+    train = _write_csv(tmp_path / "train.csv", 32, 0)
+    valid = _write_csv(tmp_path / "valid.csv", 16, 1)
+    missing = tmp_path / "nope.csv"
+    _fails(_train_args(tmp_path, train=missing, validation=valid), capsys, "nope.csv")
+    _fails(
+        _train_args(tmp_path, "--config.data.text_column=review", train=train, validation=valid),
+        capsys,
+        "review",
+    )
+    odd = _write_csv(tmp_path / "odd.csv", 16, 2, labels={"bad": ["x"], "awesome": ["y"]})
+    _fails(_train_args(tmp_path, train=train, validation=odd), capsys, "awesome")
+    _fails(
+        _train_args(tmp_path, "--config.data.label_names=x,y", train=train, validation=valid),
+        capsys,
+        "data.label_names",
+    )
+    _fails(
+        _train_args(tmp_path, "--config.model.pooling=sum", train=train, validation=valid),
+        capsys,
+        "model.pooling='sum'",
+    )
+    _fails(["predict", f"--workdir={tmp_path / 'none'}", "text"], capsys, "has no checkpoints")
+    assert not (tmp_path / "none").exists()
+
+
+def test_early_stopping_stops_and_stays_stopped(tmp_path, capsys):
+    # A zero-ish learning rate cannot improve validation accuracy: patience 2 stops at the
+    # second evaluation after the first (steps 2, 4, 6: best at 2, no gain at 4 and 6).
+    args = _train_args(
+        tmp_path,
+        "--config.optim.learning_rate=1e-12",
+        "--config.train.eval_every=2",
+        "--config.train.checkpoint_every=100",
+        "--config.train.early_stop_patience=2",
+        steps=20,
+    )
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "stopping early" in out and "done: step 6 (stopped early)" in out
+    assert cli.main(args) == 0  # resumes from the step-6 checkpoint: nothing to train
+    assert "nothing to train: the run stopped early at step 6" in capsys.readouterr().out
+
+
+def test_embeddings_file_initialises_the_embedding(tmp_path):
+    train = _write_csv(tmp_path / "train.csv", 32, 0)
+    vectors = tmp_path / "vec.txt"
+    vectors.write_text("2 16\ngreat " + " ".join(["0.5"] * 16) + "\nzzz " + "1 " * 15 + "1\n")
+    config = load_config_file(f"{CSV}:smoke,train={train}")
+    config.data.cache_dir = ""
+    config.model.embeddings_file = str(vectors)
+    task = classify.build(config)
+    params = task.init(jax.random.key(0))
+    row = tokenizer_from_json(task.metadata["tokenizer"]).token_to_id("great")
+    np.testing.assert_array_equal(np.asarray(params["embed"][row]), np.full(16, 0.5))
+    assert task.metadata["embeddings_rows"] == 1
+    vectors.write_text("great 0.5 0.5\n")
+    with pytest.raises(UserError, match=r"vec.txt:1: 2 components"):
+        classify.build(config)
+    vectors.write_text("great " + " ".join(["x"] * 16) + "\n")
+    with pytest.raises(UserError, match="not a number"):
+        classify.build(config)
+    config.model.embeddings_file = str(tmp_path / "absent.txt")
+    with pytest.raises(UserError, match="no such file"):
+        classify.build(config)
+
+
+def test_load_vectors_skips_unknown_and_repeated_words(tmp_path):
+    tok = WordTokenizer(["<pad>", "<unk>", "good", "bad"], ["<pad>", "<unk>"])
+    path = tmp_path / "v.txt"
+    path.write_text("bad 1 2\nugly 3 4\nbad 9 9\n\ngood 5 6\n")
+    vectors, rows = load_vectors(str(path), tok, 2)
+    assert rows.tolist() == [3, 2]
+    np.testing.assert_array_equal(vectors, [[1, 2], [5, 6]])
+    path.write_text("ugly 1 2\n")
+    with pytest.raises(UserError, match="no word"):
+        load_vectors(str(path), tok, 2)
+
+
+@pytest.mark.slow
+def test_sst2_smoke_on_the_shared_files(shared_data, tmp_path, capsys):
+    workdir = tmp_path / "sst2"
+    args = ["train", f"--config={SST2}:smoke", f"--workdir={workdir}"]
+    assert cli.main([*args, f"--config.data.cache_dir={tmp_path / 'cache'}"]) == 0
+    result = loop.evaluate_checkpoint(workdir)
+    counts = sum(v for k, v in result.items() if k.startswith("confusion/"))
+    assert counts == 872  # every validation sentence of dev.tsv, once
+    text = "a gorgeous, witty, seductive movie."
+    assert cli.main(["predict", f"--workdir={workdir}", text]) == 0
+    label, _, echoed = capsys.readouterr().out.strip().splitlines()[-1].split("\t")
+    assert label in ("negative", "positive") and echoed == text
