@@ -15,7 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("seqjax.train.commands:train", "train (or resume) an experiment config in a workdir"),
     "eval": ("seqjax.train.commands:evaluate", "evaluate a workdir's best or latest checkpoint"),
     "report": ("seqjax.train.commands:report", "draw a workdir's metric curves to a PNG"),
-    "predict": ("seqjax.train.predict:main", "label texts with a classification run's best checkpoint"),
+    "predict": ("seqjax.train.predict:main", "label texts with a classifier's best checkpoint"),
     "bench": ("seqjax.bench:main", "time training steps against PyTorch and Flax (needs torch)"),
 }
 

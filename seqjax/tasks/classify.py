@@ -21,8 +21,8 @@ Metrics on a held-out split, from its confusion matrix :math:`M_{jk}` (examples 
 (a class never predicted, or absent, scores 0 where the ratio is 0/0, as scikit-learn's
 ``zero_division=0``). :func:`evaluate` returns ``loss``, ``accuracy``, ``macro_f1``,
 ``precision/<label>``, ``recall/<label>`` and the counts ``confusion/<true>/<predicted>``
-(:func:`seqjax.train.confusion.confusion_from_metrics` turns them back into the matrix). The best checkpoint is the one
-with the highest validation accuracy.
+(:func:`seqjax.train.confusion.confusion_from_metrics` turns them back into the matrix). The best
+checkpoint is the one with the highest validation accuracy.
 """
 
 from __future__ import annotations
@@ -182,9 +182,7 @@ def build(config) -> Task:
     vectors_file = _field(config.model, "embeddings_file", "")
     pretrained = None
     if vectors_file:
-        pretrained = load_vectors(
-            vectors_file, tokenizer, config.model.embed_size
-        )
+        pretrained = load_vectors(vectors_file, tokenizer, config.model.embed_size)
         log.info(
             "classify: %d of %d vocabulary words start from %s",
             len(pretrained[1]),

@@ -182,7 +182,9 @@ class _EarlyStop:
 
     def update(self, value: float) -> bool:
         """Records one evaluation; true when training should stop."""
-        better = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
+        better = self.best is None or (
+            value > self.best if self.mode == "max" else value < self.best
+        )
         if better:
             self.best, self.since = float(value), 0
         else:
