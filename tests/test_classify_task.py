@@ -67,7 +67,13 @@ def _train_args(tmp_path, *extra, train=None, validation=None, steps=6):
 def trained(tmp_path_factory):
     """A 3-class, string-label CSV run (the bring-your-own-CSV template's smoke preset)."""
     tmp = tmp_path_factory.mktemp("classify")
-    args = _train_args(tmp, "--config.optim.learning_rate=0.02", steps=30)
+    args = _train_args(
+        tmp,
+        "--config.optim.learning_rate=0.02",
+        "--config.train.eval_every=15",
+        "--config.train.checkpoint_every=15",
+        steps=30,
+    )
     assert cli.main(args) == 0
     return tmp
 
@@ -115,6 +121,7 @@ def test_predict_in_process_from_args_file_and_stdin(trained, capsys, monkeypatc
     assert capsys.readouterr().out.splitlines() == lines
 
 
+@pytest.mark.slow
 def test_predict_subprocess(trained):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
