@@ -22,8 +22,10 @@ Presets (after the colon, comma-separated): ``smoke`` (tiny model, 6 steps, for 
 
 References: Flax ``examples/sst2`` (LSTM, no pretrained embeddings) 85.1-85.4% validation
 accuracy; Tai et al. 2015 report 86.3% for a 2-layer LSTM with GloVe vectors.
-Expected result (measured, see docs/results.md "Sentiment classification"): filled in there
-with the exact commands, wall times and seeds.
+Expected result (measured on 2 CPU cores shared with other jobs; docs/results.md, "Sentiment
+classification: SST-2"): best validation accuracy 83.3% +- 0.2 over seeds 0, 1, 2 (83.14, 83.14,
+83.49) in 400-560 s wall time per run, 2 points short of the Flax reference; GRU and Elman in
+the table there.
 """
 
 import pathlib
