@@ -52,6 +52,7 @@ def get_config(arg=None):
     c.data.min_freq = 3
     c.data.vocab_size = 30000
     c.data.max_length = 400  # the first 400 words of each review
+    c.data.cache_dir = "~/.cache/seqjax"  # tokenised arrays; "" disables the cache
 
     c.model = ml_collections.ConfigDict()
     c.model.cell = arg.cell

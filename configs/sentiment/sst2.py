@@ -59,6 +59,7 @@ def get_config(arg=None):
     c.data.min_freq = 1  # keep every training word (all of them, 14.8k types, fit in memory)
     c.data.vocab_size = 0  # 0: no cap
     c.data.max_length = 0  # 0: no truncation (longest SST-2 sentence: 52 words)
+    c.data.cache_dir = "~/.cache/seqjax"  # tokenised arrays; "" disables the cache
 
     c.model = ml_collections.ConfigDict()
     c.model.cell = arg.cell  # any name in seqjax.cells.names(): elman, lstm, gru, ...
