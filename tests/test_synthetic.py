@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from seqjax import cells
+from seqjax import cells, tasks
 from seqjax.errors import UserError
 from seqjax.models import build_cell, sequence_model
 from seqjax.tasks import generators, synthetic
@@ -161,7 +161,7 @@ def test_bad_data_options_fail_at_build():
         ("optim.learning_rate", -1.0, "optim.learning_rate=-1.0: must be a number in (0.0, inf)"),
         ("train.batch_size", 0, "train.batch_size=0: must be a positive integer"),
         ("model.num_layers", 0, "model.num_layers=0: must be a positive integer"),
-        ("task", "lm", "task='lm': choose one of synthetic"),
+        ("task", "nope", f"task='nope': choose one of {', '.join(tasks.names())}"),
         ("seed", -3, "seed=-3: must be a non-negative integer"),
     ],
 )
