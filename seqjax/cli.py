@@ -14,7 +14,8 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("seqjax.train.commands:train", "train (or resume) an experiment config in a workdir"),
     "eval": ("seqjax.train.commands:evaluate", "evaluate a workdir's best or latest checkpoint"),
-    "report": ("seqjax.train.commands:report", "draw a workdir's metric curves to a PNG"),
+    "report": ("seqjax.train.commands:report", "draw a workdir's (or a sweep's) results"),
+    "sweep": ("seqjax.train.commands:sweep", "run a config's grid of runs, then tables and plots"),
     "bench": ("seqjax.bench:main", "time training steps against PyTorch and Flax (needs torch)"),
 }
 

@@ -69,6 +69,7 @@ def get_config(arg=None):
     c.train.keep = 2  # latest checkpoints kept, besides the best by validation MSE
     c.train.log_every = 50  # steps between train-metric lines
     c.train.skip_nonfinite = False  # skip non-finite updates instead of stopping
+    c.train.diagnostics_every = 0  # steps between gradient-flow diagnostics (0: off)
 
     if arg.smoke:  # runs in seconds: the tests use it
         c.data.seq_len = 8

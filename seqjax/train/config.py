@@ -50,6 +50,7 @@ RUN_CONTROL = frozenset(
         "train.keep",
         "train.log_every",
         "train.skip_nonfinite",
+        "train.diagnostics_every",
     }
 )
 
@@ -180,6 +181,11 @@ def validate(config) -> None:
     ):
         _positive_int(config, key)
     _number(config, "model.dropout", 0.0, 1.0)
+    diag = _get(config, "train.diagnostics_every", 0)
+    if not _is_int(diag) or diag < 0:
+        raise UserError(
+            f"train.diagnostics_every={diag!r}: must be a non-negative integer (0: off)"
+        )
     if not isinstance(config.train.skip_nonfinite, bool):
         raise UserError(f"train.skip_nonfinite={config.train.skip_nonfinite!r}: must be True/False")
 

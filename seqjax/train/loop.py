@@ -14,7 +14,10 @@ The loop owns every side effect of a run and talks to the task only through
    step), stop on a non-finite step unless ``train.skip_nonfinite``, write means to
    ``metrics.jsonl``/TensorBoard and the progress display;
 5. every ``train.eval_every`` and ``train.checkpoint_every`` steps and at the end: evaluate on the
-   task's validation split; at checkpoint steps save a checkpoint ranked by that metric.
+   task's validation split; at checkpoint steps save a checkpoint ranked by that metric;
+6. every ``train.diagnostics_every`` steps (0 or absent: never) and at the end, if the task has
+   ``diagnose``: write gradient-flow diagnostics as split ``"diagnostics"`` (``grad_h/k=...``,
+   spectral radius, gate saturation; :mod:`seqjax.tasks.diagnostics`).
 
 Step ``n`` means "after ``n`` updates"; update ``n`` used ``task.batch(n - 1)``.
 """
@@ -30,6 +33,7 @@ import numpy as np
 
 from seqjax import tasks
 from seqjax.errors import UserError
+from seqjax.tasks import diagnostics
 from seqjax.tasks.base import Task
 from seqjax.train import checkpoint, optim
 from seqjax.train import config as config_lib
@@ -78,7 +82,8 @@ def train_and_evaluate(config, workdir, *, task: Optional[Task] = None) -> dict:
       task: the task to train; built from ``config`` when ``None`` (tests pass a wrapped one).
 
     Returns:
-      ``{"step": final step, "validation": metrics, "best_step": step of the best checkpoint}``.
+      ``{"step": final step, "validation": metrics, "best_step": step of the best checkpoint,
+      "params": the final parameters}``.
     """
     config_lib.validate(config)
     task = tasks.build(config) if task is None else task
@@ -139,11 +144,14 @@ def _train(config, task: Task, tx, workdir: pathlib.Path, mngr) -> dict:
             )
             validation = task.evaluate(state.params, split)
         else:
-            validation = _run(config, task, tx, state, rng, mngr, writer, progress, meta, latest)
+            state, validation = _run(
+                config, task, tx, state, rng, mngr, writer, progress, meta, latest
+            )
         return {
             "step": max(start, tc.num_steps),
             "validation": validation,
             "best_step": mngr.best_step(),
+            "params": state.params,
         }
     finally:
         progress.close()
@@ -160,6 +168,7 @@ def _run(config, task, tx, state, rng, mngr, writer, progress, meta, last_saved)
     start = int(state.step)
     validation: dict = {}
     clock, timed = None, 0  # throughput: wall time and steps since `clock` (compile excluded)
+    diag_every = tc.get("diagnostics_every", 0) if task.diagnose is not None else 0
 
     def fetch():
         nonlocal pending
@@ -194,7 +203,8 @@ def _run(config, task, tx, state, rng, mngr, writer, progress, meta, last_saved)
         is_log = done % tc.log_every == 0 or last
         is_ckpt = done % tc.checkpoint_every == 0 or last
         is_eval = done % tc.eval_every == 0 or is_ckpt
-        if not (is_log or is_eval):
+        is_diag = diag_every > 0 and (done % diag_every == 0 or last)
+        if not (is_log or is_eval or is_diag):
             continue
         fetch()  # never evaluate or save past a non-finite step
         if is_log:
@@ -208,6 +218,8 @@ def _run(config, task, tx, state, rng, mngr, writer, progress, meta, last_saved)
             validation = task.evaluate(state.params, split)
             writer.write(done, split, validation)
             progress.line(f"step {done} {split}: {format_metrics(validation)}")
+        if is_diag:
+            writer.write(done, "diagnostics", diagnostics.at_distances(task.diagnose(state.params)))
         if is_ckpt:
             rng_data = jax.random.key_data(key)
             checkpoint.save(
@@ -220,7 +232,7 @@ def _run(config, task, tx, state, rng, mngr, writer, progress, meta, last_saved)
             )
             last_saved = done
         clock, timed = time.perf_counter(), 0  # evaluation and saving are not training time
-    return validation
+    return state, validation
 
 
 def evaluate_checkpoint(
