@@ -8,6 +8,8 @@ Launch:
   seqjax train --config configs/synthetic/adding.py --workdir runs/adding
   seqjax train --config configs/synthetic/adding.py:seq_len=200,cell=gru --workdir runs/adding_gru
   seqjax train --config configs/synthetic/adding.py:smoke --workdir /tmp/smoke   # seconds
+  seqjax train --config configs/synthetic/adding.py:seq_len=100 --workdir runs/adding_hs \
+      --config.data.name=adding_hs     # Hochreiter & Schmidhuber's form, with the solved rate
 
 Presets (after the colon, comma-separated): ``smoke`` (tiny, for tests), ``cell=NAME``
 (``model.cell``), ``seq_len=T`` (``data.seq_len``).
