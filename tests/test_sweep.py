@@ -183,3 +183,4 @@ def test_decay_rate_fits_a_geometric_curve():
     g[0] = 100.0  # k = 0 carries the readout's direct term: skipped
     assert decay_rate(g) == pytest.approx(0.8)
     assert np.isnan(decay_rate([1.0, 0.0, 0.5]))
+    assert decay_rate([9.0, 1.0, 0.5, 0.25, 0.0, 0.0]) == pytest.approx(0.5)  # underflow: cut

@@ -114,15 +114,22 @@ def probe(model, cell, loss_fn: Callable, config) -> Callable[[dict, dict], dict
 
 
 def decay_rate(grad_h, skip: int = 1) -> float:
-    r"""The per-step factor :math:`r` of a least-squares fit :math:`\|g_k\| \approx C r^k` over
-    ``k >= skip`` (``k = 0`` carries the readout's direct term); ``nan`` if any norm is 0.
+    r"""The per-step factor :math:`r` of a least-squares fit :math:`\log\|g_k\| \approx
+    \log C + k \log r` over ``k >= skip`` (``k = 0`` carries the readout's direct term), up to the
+    first norm that is 0 or not finite (float32 underflows after a few hundred steps of fast
+    decay); ``nan`` with fewer than two points.
 
     Example:
       >>> round(decay_rate(3.0 * 0.9 ** np.arange(20)), 6)
       0.9
+      >>> round(decay_rate([5.0, 1.0, 0.5, 0.25, 0.0, 0.0]), 6)
+      0.5
     """
-    g = np.asarray(grad_h, np.float64)[skip:]
-    if len(g) < 2 or not np.all(g > 0) or not np.all(np.isfinite(g)):
+    g = np.asarray([np.nan if v is None else v for v in grad_h], np.float64)[skip:]
+    bad = ~(np.isfinite(g) & (g > 0))
+    if bad.any():
+        g = g[: int(np.argmax(bad))]
+    if len(g) < 2:
         return float("nan")
     slope = np.polyfit(np.arange(len(g)), np.log(g), 1)[0]
     return float(np.exp(slope))

@@ -324,9 +324,13 @@ def _table(spec: dict, records: list[dict]) -> tuple[list[str], list[list]]:
         "wall_s",
         "reason",
     ]
+    from seqjax.tasks.diagnostics import decay_rate
+
     rows = []
     for r in records:
         norms = _load_norms(r, spec)
+        for part in norms.values():  # fitted here, so a better fit applies to old runs too
+            part["decay_rate"] = decay_rate(part["grad_h"])
         init, final = norms.get("init", {}), norms.get("final", {})
         train = _train_summary(pathlib.Path(spec["_dir"]) / "runs" / r["name"])
         rows.append(
