@@ -12,7 +12,7 @@ Launch:
   seqjax report --workdir runs/sweep_adding                                           # redraw
 
 Presets: ``smoke`` (2 runs, tiny), ``small`` (the scaled-down grid of experiments/vanishing:
-T in {50, 100, 200}, 1 seed, H=64, 1500 steps).
+T in {50, 100, 200}, seeds 0 and 1, H=64, 1500 steps).
 
 Expected result (full grid; see experiments/vanishing/README.md for what we measured at the small
 size): LSTM and GRU reach MSE far below the 1/6 baseline at every T; the tanh Elman network stays
@@ -57,7 +57,7 @@ def get_config(arg=None):
         c.train.eval_every = 250
         c.train.checkpoint_every = 500
         c.data.eval_size = 500
-        c.sweep.grid = (("data.seq_len", (50, 100, 200)), ("seed", (0,)))
+        c.sweep.grid = (("data.seq_len", (50, 100, 200)), ("seed", (0, 1)))
     if arg.smoke:
         c.train.diagnostics_every = 3
         c.sweep.variants = VARIANTS[:2]
