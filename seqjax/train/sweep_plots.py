@@ -49,7 +49,7 @@ def draw_all(workdir: pathlib.Path, spec: dict, records: list[dict]) -> list[str
     if not done:
         return []
     return [
-        final_vs_x(workdir, spec, done),
+        final_vs_x(workdir, spec, done, [r for r in records if r["status"] == "failed"]),
         loss_curves(workdir, spec, done),
         *([p] if (p := grad_norms(workdir, spec, done)) else []),
     ]
@@ -61,10 +61,13 @@ def _group(record, spec):
     return group_of(record, spec)
 
 
-def final_vs_x(workdir, spec, records) -> str:
+def final_vs_x(workdir, spec, records, failed=()) -> str:
+    """Final validation metrics against ``x``; failed runs are crosses at the top of each panel."""
     import matplotlib.pyplot as plt
 
     metrics = list(dict.fromkeys(k for r in records for k in r["validation"] if k != "baseline"))
+    if "mse" in metrics and "loss" in metrics:  # the same number for regression problems
+        metrics.remove("loss")
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.3), squeeze=False)
     groups = list(dict.fromkeys(_group(r, spec) for r in records))
     numeric = all(isinstance(_x(r, spec), (int, float)) for r in records)
@@ -87,10 +90,24 @@ def final_vs_x(workdir, spec, records) -> str:
         }
         if m in ("loss", "mse") and base:
             bx = sorted(base)
-            ax.plot(bx, [base[x] for x in bx], "k--", lw=1, label="memoryless baseline")
+            ax.plot(bx, [base[x] for x in bx], "k--", lw=1, label="baseline (no memory)")
         vals = [r["validation"][m] for r in records if m in r["validation"]]
         if m in ("loss", "mse") and vals and min(vals) > 0:
             ax.set_yscale("log")
+        top = ax.get_ylim()[1]
+        for r in failed:
+            if numeric and isinstance(_x(r, spec), (int, float)):
+                gi = groups.index(_group(r, spec)) if _group(r, spec) in groups else len(groups)
+                ax.plot(
+                    [_x(r, spec)],
+                    [top],
+                    "x",
+                    color=f"C{gi}",
+                    ms=9,
+                    mew=2,
+                    clip_on=False,
+                    label="failed (non-finite)" if r is failed[0] else None,
+                )
         xv = [_x(r, spec) for r in records]
         if numeric and min(xv) > 0 and max(xv) / min(xv) > 20:
             ax.set_xscale("log")
