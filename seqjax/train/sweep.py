@@ -16,15 +16,17 @@ combination of a variant (if any) and one value per grid key is a run in ``DIR/r
 
 * is skipped when ``DIR/runs/NAME/done.json`` exists (written atomically when it ends), so a
   restarted sweep trains only what is left; an interrupted run resumes from its checkpoints;
-* fails without stopping the sweep when training raises :class:`UserError` (a bad value, a
-  non-finite loss): ``done.json`` records ``status="failed"`` and the reason
-  (``--retry_failed`` runs it again);
+* fails without stopping the sweep when building or training it raises :class:`UserError` (a
+  value only the task rejects, a non-finite loss): ``done.json`` records ``status="failed"`` and
+  the reason (``--retry_failed`` runs it again). Values that config validation rejects stop the
+  sweep before any run starts, naming the key;
 * saves ``grad_norms.json``: :math:`\\|\\partial L/\\partial h_t\\|` against the distance
   ``k = T - t`` on a validation batch at initialisation and with the final parameters, with the
   top layer's spectrum (:mod:`seqjax.tasks.diagnostics`).
 
 ``DIR/results.csv`` and ``DIR/results.md`` (one row per run: overrides, status, final validation
-metrics, wall time, the fitted gradient decay rate per step beside the spectral bound) and the
+metrics, the largest training gradient norm and the clip rate, wall time of the session that
+finished the run, the fitted gradient decay rate per step beside the spectral bound) and the
 plots (``final_vs_x.png``, ``loss_curves.png``, ``grad_norms.png``) are rewritten after every
 run; ``seqjax report --workdir DIR`` redraws them.
 """
