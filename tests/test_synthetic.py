@@ -140,8 +140,14 @@ def test_a_newly_registered_cell_becomes_a_choice(monkeypatch):
 def test_bad_data_options_fail_at_build():
     with pytest.raises(UserError, match=r"^data.seq_len=1: must be an integer >= 2$"):
         synthetic.build(smoke_config(**{"data.seq_len": 1}))
-    with pytest.raises(UserError, match=r"^data.name='copy': choose one of adding"):
-        synthetic.build(smoke_config(**{"data.name": "copy"}))
+    with pytest.raises(UserError, match=r"^data.name='copyy': choose one of adding, adding_hs"):
+        synthetic.build(smoke_config(**{"data.name": "copyy"}))
+    with pytest.raises(UserError, match=r"^data.seq_len=0: must be an integer >= 1$"):
+        synthetic.build(smoke_config(**{"data.name": "copy", "data.seq_len": 0}))
+    with pytest.raises(UserError, match=r"^data.form='x': choose 'hochreiter' or 'pascanu'$"):
+        c = smoke_config(**{"data.name": "temporal_order", "data.seq_len": 20})
+        c.data.form = "x"
+        synthetic.build(c)
 
 
 @pytest.mark.parametrize(

@@ -149,10 +149,18 @@ def digits_permuted(
 
 
 def _config_words(fn, rng, batch_size, seq_len, **kw) -> TaskData:
+    """``fn(rng, batch_size, seq_len, **kw)`` with its errors in the config's words: ``length=1``
+    becomes ``data.seq_len=1`` and ``form='x'`` becomes ``data.form='x'``."""
     try:
         return fn(rng, batch_size, seq_len, **kw)
-    except UserError as e:  # "length=1: must be ..." in the config's words
-        raise UserError(str(e).replace("length=", "data.seq_len=", 1)) from None
+    except UserError as e:
+        msg = str(e)
+        name = msg.split("=", 1)[0]
+        if name == "length":
+            msg = "data.seq_len" + msg[len(name) :]
+        elif name in kw:
+            msg = "data." + msg
+        raise UserError(msg) from None
 
 
 PROBLEMS: dict[str, Callable[..., TaskData]] = {
