@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("seqjax.train.commands:evaluate", "evaluate a workdir's best or latest checkpoint"),
     "report": ("seqjax.train.commands:report", "draw a workdir's (or a sweep's) results"),
     "sweep": ("seqjax.train.commands:sweep", "run a config's grid of runs, then tables and plots"),
+    "sample": ("seqjax.train.commands:sample", "generate text from a language model's checkpoint"),
     "bench": ("seqjax.bench:main", "time training steps against PyTorch and Flax (needs torch)"),
 }
 

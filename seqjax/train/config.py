@@ -42,8 +42,17 @@ REQUIRED = (
 
 # Fields that control how long and how visibly a run goes, not what it computes: a workdir's
 # checkpoints may be resumed with different values (e.g. a larger train.num_steps to extend it).
+# ``workdir`` (a config's default --workdir), ``train.report`` and ``sample.*`` (what the train
+# command writes after training, see seqjax/train/commands.py) are optional.
 RUN_CONTROL = frozenset(
     {
+        "workdir",
+        "train.report",
+        "sample.prompt",
+        "sample.length",
+        "sample.temperature",
+        "sample.top_k",
+        "sample.seed",
         "train.num_steps",
         "train.eval_every",
         "train.checkpoint_every",
