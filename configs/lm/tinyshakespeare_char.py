@@ -92,7 +92,7 @@ def get_config(arg=None):
 
     if arg.smoke:  # seconds: the tests use it
         c.data.seq_len = 16
-        c.data.eval_batch_size = 256
+        c.data.eval_batch_size = 1024
         c.data.cache_dir = ""
         c.model.hidden_size = 16
         c.model.embed_size = 8
