@@ -52,9 +52,7 @@ PRESETS = {  # Zaremba et al. 2014: hidden, T, init scale, clip, dropout, lr-1 e
 
 
 def get_config(arg=None):
-    arg = parse_arg(
-        arg, small=False, medium=False, large=False, smoke=False, dir="", cell="lstm"
-    )
+    arg = parse_arg(arg, small=False, medium=False, large=False, smoke=False, dir="", cell="lstm")
     name = "large" if arg.large else "medium" if arg.medium else "small"
     hidden, seq_len, scale, clip, dropout, flat_epochs, decay, epochs = PRESETS[name]
     batch_size = 20

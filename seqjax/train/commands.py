@@ -150,9 +150,7 @@ def sample(argv: list[str]) -> int:
     flags.DEFINE_string("prompt", "\n", "text to continue", flag_values=fv)
     flags.DEFINE_integer("length", 500, "tokens to generate", flag_values=fv)
     flags.DEFINE_float("temperature", 0.8, "divides the logits; 0 = greedy", flag_values=fv)
-    flags.DEFINE_integer(
-        "top_k", 40, "draw among the k most likely tokens; 0 = all", flag_values=fv
-    )
+    flags.DEFINE_integer("top_k", 40, "draw among the k likeliest tokens; 0 = all", flag_values=fv)
     flags.DEFINE_integer("seed", 0, "PRNG seed: the same seed gives the same text", flag_values=fv)
     flags.DEFINE_string("checkpoint", "best", "best | latest", flag_values=fv)
     cmdline.parse(fv, [a.replace("--top-k", "--top_k", 1) for a in argv])
