@@ -153,7 +153,8 @@ def sample(argv: list[str]) -> int:
     flags.DEFINE_integer("top_k", 40, "draw among the k likeliest tokens; 0 = all", flag_values=fv)
     flags.DEFINE_integer("seed", 0, "PRNG seed: the same seed gives the same text", flag_values=fv)
     flags.DEFINE_string("checkpoint", "best", "best | latest", flag_values=fv)
-    cmdline.parse(fv, [a.replace("--top-k", "--top_k", 1) for a in argv])
+    # --top-k is accepted as a spelling of --top_k (absl flag names cannot hold a dash).
+    cmdline.parse(fv, ["--top_k" + a[7:] if a.startswith("--top-k") else a for a in argv])
     from seqjax.train.sampling import generate
 
     text = generate(
