@@ -12,8 +12,8 @@ It prints where everything is: ``runs/quickstart/checkpoints`` (orbax; the best 
 loss and the latest), ``metrics.jsonl`` and ``tb/`` (TensorBoard), ``report.png`` (loss and bpc
 curves) and ``sample.txt``. Running the command again resumes (here: finds the run finished).
 
-Expected result: see docs/results.md ("Quickstart") for the validation bits per character and the
-wall time measured on this project's 2-core CPU machine.
+Expected result (measured, docs/results.md): validation 2.238 bits/char (1.552 nats/char) after
+1200 steps, 3 min 16 s wall time (65 s of CPU time) on 2 CPU cores shared with other jobs.
 """
 
 import ml_collections

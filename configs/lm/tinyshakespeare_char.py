@@ -15,8 +15,9 @@ Presets (after the colon, comma-separated): ``smoke`` (tiny, for tests), ``cell=
 (``model.cell``), ``minutes=N`` (a training length, in steps, that fits about N minutes of 2-core
 CPU time at the speed measured in docs/results.md; default 25).
 
-Expected result: see docs/results.md ("Tiny Shakespeare"), which gives the validation loss in
-nats/char and bits/char this config reached on 2 shared CPU cores, with the exact command.
+Expected result (measured, docs/results.md): validation loss 1.507 nats/char (2.173 bits/char)
+after the 2500 default steps, 26 min 20 s wall time on 2 CPU cores shared with other jobs
+(1.539 after ~18 min).
 References: nanoGPT's small Transformer reaches 1.88 nats/char on CPU ("mini" setting) and 1.4697
 with a GPU.
 """
