@@ -167,7 +167,7 @@ def test_bad_data_options_fail_at_build():
         ("optim.learning_rate", -1.0, "optim.learning_rate=-1.0: must be a number in (0.0, inf)"),
         ("train.batch_size", 0, "train.batch_size=0: must be a positive integer"),
         ("model.num_layers", 0, "model.num_layers=0: must be a positive integer"),
-        ("task", "lm", "task='lm': choose one of synthetic"),
+        ("task", "translate", "task='translate': choose one of lm, synthetic"),
         ("seed", -3, "seed=-3: must be a non-negative integer"),
     ],
 )
