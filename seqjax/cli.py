@@ -14,7 +14,9 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("seqjax.train.commands:train", "train (or resume) an experiment config in a workdir"),
     "eval": ("seqjax.train.commands:evaluate", "evaluate a workdir's best or latest checkpoint"),
-    "report": ("seqjax.train.commands:report", "draw a workdir's metric curves to a PNG"),
+    "report": ("seqjax.train.commands:report", "draw a workdir's (or a sweep's) results"),
+    "sweep": ("seqjax.train.commands:sweep", "run a config's grid of runs, then tables and plots"),
+    "sample": ("seqjax.train.commands:sample", "generate text from a language model's checkpoint"),
     "predict": ("seqjax.train.predict:main", "label texts with a classifier's best checkpoint"),
     "bench": ("seqjax.bench:main", "time training steps against PyTorch and Flax (needs torch)"),
 }

@@ -140,8 +140,14 @@ def test_a_newly_registered_cell_becomes_a_choice(monkeypatch):
 def test_bad_data_options_fail_at_build():
     with pytest.raises(UserError, match=r"^data.seq_len=1: must be an integer >= 2$"):
         synthetic.build(smoke_config(**{"data.seq_len": 1}))
-    with pytest.raises(UserError, match=r"^data.name='copy': choose one of adding"):
-        synthetic.build(smoke_config(**{"data.name": "copy"}))
+    with pytest.raises(UserError, match=r"^data.name='copyy': choose one of adding, adding_hs"):
+        synthetic.build(smoke_config(**{"data.name": "copyy"}))
+    with pytest.raises(UserError, match=r"^data.seq_len=0: must be an integer >= 1$"):
+        synthetic.build(smoke_config(**{"data.name": "copy", "data.seq_len": 0}))
+    with pytest.raises(UserError, match=r"^data.form='x': choose 'hochreiter' or 'pascanu'$"):
+        c = smoke_config(**{"data.name": "temporal_order", "data.seq_len": 20})
+        c.data.form = "x"
+        synthetic.build(c)
 
 
 @pytest.mark.parametrize(
@@ -238,3 +244,125 @@ def test_classification_problems_plug_into_the_table(monkeypatch, generate, read
     nll = -np.take_along_axis(logp, b["y"][..., None], -1)[..., 0]
     assert float(value) == pytest.approx(nll.mean(), rel=1e-5)
     assert 0.0 <= float(m["accuracy"]) <= 1.0
+
+
+# ----------------------------------------------------------------------------- phase-2 problems
+
+
+def config_file(spec, **overrides):
+    from seqjax.train.cmdline import load_config_file
+
+    c = load_config_file(spec)
+    for key, value in overrides.items():
+        parent, _, leaf = key.rpartition(".")
+        (config_lib.lookup(c, parent) if parent else c)[leaf] = value
+    return c
+
+
+def test_adding_hs_batches_and_solved_rate_against_numpy():
+    task = synthetic.build(smoke_config(**{"data.name": "adding_hs", "data.seq_len": 12}))
+    b = task.batch(2)
+    d = generators.adding_problem(synthetic._rng(0, (0, 2)), 16, 12)
+    np.testing.assert_array_equal(b["x"], d.inputs)
+    params = task.init(jax.random.key(1))
+    params["readout"]["b"] = jnp.asarray([0.5], jnp.float32)  # predictions near the targets
+    _, (_, m) = task.loss(params, (), b, None, False)
+    model = sequence_model(cells.lstm(8), 2, 1)
+    pred = np.asarray(model.apply(params, b["x"]))[:, 0]
+    assert float(m["solved"]) == pytest.approx(generators.fraction_solved(pred, b["y"]))
+
+
+def test_copy_is_one_hot_per_step_with_the_memoryless_baseline():
+    c = config_file("configs/synthetic/copy.py:smoke")
+    task = synthetic.build(c)
+    b = task.batch(0)
+    d = generators.copy_memory(synthetic._rng(0, (0, 0)), 16, 5, one_hot=True)
+    np.testing.assert_array_equal(b["x"], d.inputs)
+    assert b["x"].shape == (16, 25, 10) and b["y"].shape == (16, 25)
+    assert task.metadata["readout"] == "every"
+    metrics = task.evaluate(task.init(jax.random.key(0)))
+    assert metrics["baseline"] == pytest.approx(10 * np.log(8) / (5 + 20))
+
+
+def test_digits_splits_are_fixed_and_disjoint():
+    full = generators.sequential_digits("train")
+    valid = synthetic.digits(None, 1, split="validation")
+    np.testing.assert_array_equal(valid.inputs, full.inputs[: synthetic.DIGITS_VALIDATION])
+    test = synthetic.digits(None, 1, split="test")
+    np.testing.assert_array_equal(test.targets, generators.sequential_digits("test").targets)
+    batch = synthetic.digits(np.random.default_rng(0), 500)
+    # Every training image is one of the generator's training images past the validation ones.
+    rest = full.inputs[synthetic.DIGITS_VALIDATION :, :, 0]
+    rows = {r.tobytes() for r in rest}
+    assert all(x.tobytes() in rows for x in batch.inputs[:, :, 0])
+    perm = synthetic.digits_permuted(None, 1, split="validation")
+    order = generators.digits_permutation(0)
+    np.testing.assert_array_equal(perm.inputs, valid.inputs[:, order])
+    c = config_file("configs/synthetic/digits.py:smoke")
+    task = synthetic.build(c)
+    assert task.evaluate(task.init(jax.random.key(0)), "test")["accuracy"] >= 0.0
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "configs/synthetic/copy.py:smoke",
+        "configs/synthetic/temporal_order.py:smoke",
+        "configs/synthetic/digits.py:smoke,permuted",
+        "configs/synthetic/adding.py:smoke",
+    ],
+)
+def test_each_problem_smoke_config_trains(spec, tmp_path):
+    from seqjax.train import loop
+
+    c = config_file(spec)
+    if spec.startswith("configs/synthetic/adding"):
+        c.data.name = "adding_hs"
+    result = loop.train_and_evaluate(c, tmp_path)
+    assert result["step"] == c.train.num_steps
+    assert all(np.isfinite(v) for v in result["validation"].values())
+    if c.data.name == "adding_hs":
+        assert 0.0 <= result["validation"]["solved"] <= 1.0
+
+
+def test_diagnostics_in_metrics_match_grad_norms_per_step(tmp_path):
+    import json
+
+    from seqjax import analysis
+    from seqjax.train import loop
+
+    c = smoke_config(**{"train.diagnostics_every": 3, "model.cell": "elman"})
+    result = loop.train_and_evaluate(c, tmp_path)
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    diag = [r for r in map(json.loads, lines) if r["split"] == "diagnostics"]
+    assert [r["step"] for r in diag] == [3, 6]
+    # Independently: the final parameters on the first batch of the validation set.
+    params = result["params"]
+    valid = synthetic.adding(synthetic._rng(0, synthetic.SPLITS["validation"]), 32, seq_len=8)
+    xs, y = jnp.asarray(valid.inputs[:16]), jnp.asarray(valid.targets[:16])
+    w, b = params["readout"]["w"], params["readout"]["b"]
+    cell = build_cell(c.model)
+    g = analysis.grad_norms_per_step(
+        cell, params["rnn"][0], xs, lambda ys, _: jnp.square(ys[:, -1] @ w + b - y[:, None])[:, 0]
+    )
+    for k in (0, 1, 4, 8):
+        assert diag[-1][f"grad_h/k={k}"] == pytest.approx(float(g.total[k]), rel=1e-4)
+    w_h = np.asarray(params["rnn"][0]["w_h"], np.float64)
+    assert diag[-1]["spectral_radius"] == pytest.approx(np.abs(np.linalg.eigvals(w_h)).max(), 1e-4)
+    assert diag[-1]["max_singular_value"] == pytest.approx(np.linalg.norm(w_h, 2), rel=1e-4)
+    assert diag[-1]["pascanu_rate"] == pytest.approx(np.linalg.norm(w_h, 2), rel=1e-4)  # tanh
+
+
+def test_diagnostics_report_gate_saturation_for_gated_cells():
+    c = smoke_config(**{"model.cell": "lstm"})
+    task = synthetic.build(c)
+    d = task.diagnose(task.init(jax.random.key(0)))
+    assert d["grad_h"].shape == (9,)
+    for name in ("input", "forget", "output"):
+        assert 0.0 <= float(d[f"gate/{name}/saturated"]) <= 1.0
+    assert {"spectral_radius/f", "max_singular_value/o"} <= set(d)
+
+
+def test_diagnostics_every_is_validated():
+    with pytest.raises(UserError, match="train.diagnostics_every=-1"):
+        config_lib.validate(smoke_config(**{"train.diagnostics_every": -1}))

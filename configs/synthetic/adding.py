@@ -8,6 +8,8 @@ Launch:
   seqjax train --config configs/synthetic/adding.py --workdir runs/adding
   seqjax train --config configs/synthetic/adding.py:seq_len=200,cell=gru --workdir runs/adding_gru
   seqjax train --config configs/synthetic/adding.py:smoke --workdir /tmp/smoke   # seconds
+  seqjax train --config configs/synthetic/adding.py:seq_len=100 --workdir runs/adding_hs \
+      --config.data.name=adding_hs     # Hochreiter & Schmidhuber's form, with the solved rate
 
 Presets (after the colon, comma-separated): ``smoke`` (tiny, for tests), ``cell=NAME``
 (``model.cell``), ``seq_len=T`` (``data.seq_len``).
@@ -69,6 +71,7 @@ def get_config(arg=None):
     c.train.keep = 2  # latest checkpoints kept, besides the best by validation MSE
     c.train.log_every = 50  # steps between train-metric lines
     c.train.skip_nonfinite = False  # skip non-finite updates instead of stopping
+    c.train.diagnostics_every = 0  # steps between gradient-flow diagnostics (0: off)
 
     if arg.smoke:  # runs in seconds: the tests use it
         c.data.seq_len = 8

@@ -13,6 +13,7 @@ from seqjax.errors import UserError
 from seqjax.tasks.base import Task
 
 TASKS: dict[str, str] = {
+    "lm": "seqjax.tasks.lm",  # language modelling: truncated BPTT over a token stream
     "synthetic": "seqjax.tasks.synthetic",  # adding problem and other long-range problems
     "classify": "seqjax.tasks.classify",  # text classification: sentiment, any labelled text
 }

@@ -18,6 +18,11 @@ A task module exposes ``build(config) -> Task``. The loop never looks inside bat
 * ``metadata``: JSON-serialisable facts saved with every checkpoint (vocabulary, label names, ...).
 * ``units``: what a batch counts for throughput: ``"tokens"`` or ``"examples"``, with
   ``units_per_batch`` of them per training batch.
+* ``diagnose(params, batch=None) -> dict`` (optional, ``None`` if the task has none): gradient-flow
+  diagnostics on a held-out batch (:mod:`seqjax.tasks.diagnostics`): ``"grad_h"``, the
+  ``(T+1,)`` array of ``||dL/dh_t||`` by distance ``k = T - t``, and scalars (spectral radius,
+  largest singular value, gate saturation). The loop logs them every
+  ``train.diagnostics_every`` steps.
 
 How the loop (:mod:`seqjax.train.loop`) uses it: ``loss`` runs inside one jitted, pure
 ``train_step`` with ``train=True`` and ``key = fold_in(run_key, step)``; evaluation code may call
@@ -31,7 +36,7 @@ depend on anything outside its config but files the config names. Tests wrap a t
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 
 class Task(NamedTuple):
@@ -46,3 +51,4 @@ class Task(NamedTuple):
     metadata: dict
     units: str = "examples"
     units_per_batch: int = 0
+    diagnose: Optional[Callable[..., dict]] = None

@@ -43,8 +43,17 @@ REQUIRED = (
 
 # Fields that control how long and how visibly a run goes, not what it computes: a workdir's
 # checkpoints may be resumed with different values (e.g. a larger train.num_steps to extend it).
+# ``workdir`` (a config's default --workdir), ``train.report`` and ``sample.*`` (what the train
+# command writes after training, see seqjax/train/commands.py) are optional.
 RUN_CONTROL = frozenset(
     {
+        "workdir",
+        "train.report",
+        "sample.prompt",
+        "sample.length",
+        "sample.temperature",
+        "sample.top_k",
+        "sample.seed",
         "train.num_steps",
         "train.eval_every",
         "train.checkpoint_every",
@@ -52,6 +61,7 @@ RUN_CONTROL = frozenset(
         "train.log_every",
         "train.skip_nonfinite",
         "train.early_stop_patience",
+        "train.diagnostics_every",
     }
 )
 
@@ -186,6 +196,11 @@ def validate(config) -> None:
     if not _is_int(patience) or patience < 0:
         raise UserError(
             f"train.early_stop_patience={patience!r}: must be a non-negative integer (0: off)"
+        )
+    diag = _get(config, "train.diagnostics_every", 0)
+    if not _is_int(diag) or diag < 0:
+        raise UserError(
+            f"train.diagnostics_every={diag!r}: must be a non-negative integer (0: off)"
         )
     if not isinstance(config.train.skip_nonfinite, bool):
         raise UserError(f"train.skip_nonfinite={config.train.skip_nonfinite!r}: must be True/False")

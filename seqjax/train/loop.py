@@ -20,6 +20,9 @@ The loop owns every side effect of a run and talks to the task only through
    checkpoint at that step and stop. The best value and the count are saved in every checkpoint's
    metadata (``early_stop``), so a resumed run counts on where it left off, and a run that
    stopped early stays stopped (``nothing to train``) unless the patience is raised.
+7. every ``train.diagnostics_every`` steps (0 or absent: never) and at the end, if the task has
+   ``diagnose``: write gradient-flow diagnostics as split ``"diagnostics"`` (``grad_h/k=...``,
+   spectral radius, gate saturation; :mod:`seqjax.tasks.diagnostics`).
 
 Step ``n`` means "after ``n`` updates"; update ``n`` used ``task.batch(n - 1)``.
 """
@@ -35,6 +38,7 @@ import numpy as np
 
 from seqjax import tasks
 from seqjax.errors import UserError
+from seqjax.tasks import diagnostics
 from seqjax.tasks.base import Task
 from seqjax.train import checkpoint, optim
 from seqjax.train import config as config_lib
@@ -84,7 +88,7 @@ def train_and_evaluate(config, workdir, *, task: Optional[Task] = None) -> dict:
 
     Returns:
       ``{"step": final step, "stopped_early": bool, "validation": metrics, "best_step": step of
-      the best checkpoint}``.
+      the best checkpoint, "params": the final parameters}``.
     """
     config_lib.validate(config)
     task = tasks.build(config) if task is None else task
@@ -156,7 +160,7 @@ def _train(config, task: Task, tx, workdir: pathlib.Path, mngr) -> dict:
             )
             validation = task.evaluate(state.params, split)
         else:
-            validation, stop_step = _run(
+            state, validation, stop_step = _run(
                 config, task, tx, state, rng, mngr, writer, progress, meta, latest, early
             )
             stopped = stop_step is not None
@@ -166,6 +170,7 @@ def _train(config, task: Task, tx, workdir: pathlib.Path, mngr) -> dict:
             "stopped_early": stopped,
             "validation": validation,
             "best_step": mngr.best_step(),
+            "params": state.params,
         }
     finally:
         progress.close()
@@ -196,8 +201,8 @@ class _EarlyStop:
 
 
 def _run(config, task, tx, state, rng, mngr, writer, progress, meta, last_saved, early) -> tuple:
-    """Trains from ``state.step``; returns (last validation metrics, step it stopped early at or
-    ``None``)."""
+    """Trains from ``state.step``; returns (final state, last validation metrics, step it stopped
+    early at or ``None``)."""
     tc = config.train
     stopper = _EarlyStop(int(tc.get("early_stop_patience", 0) or 0), task.best_mode, early)
     stop_step = None
@@ -209,6 +214,7 @@ def _run(config, task, tx, state, rng, mngr, writer, progress, meta, last_saved,
     start = int(state.step)
     validation: dict = {}
     clock, timed = None, 0  # throughput: wall time and steps since `clock` (compile excluded)
+    diag_every = tc.get("diagnostics_every", 0) if task.diagnose is not None else 0
 
     def fetch():
         nonlocal pending
@@ -243,7 +249,8 @@ def _run(config, task, tx, state, rng, mngr, writer, progress, meta, last_saved,
         is_log = done % tc.log_every == 0 or last
         is_ckpt = done % tc.checkpoint_every == 0 or last
         is_eval = done % tc.eval_every == 0 or is_ckpt
-        if not (is_log or is_eval):
+        is_diag = diag_every > 0 and (done % diag_every == 0 or last)
+        if not (is_log or is_eval or is_diag):
             continue
         fetch()  # never evaluate or save past a non-finite step
         if is_log:
@@ -263,6 +270,8 @@ def _run(config, task, tx, state, rng, mngr, writer, progress, meta, last_saved,
                     f"step {done}: stopping early, validation {task.best_metric} has not "
                     f"improved on {stopper.best:.4g} for {stopper.patience} evaluations"
                 )
+        if is_diag:
+            writer.write(done, "diagnostics", diagnostics.at_distances(task.diagnose(state.params)))
         if is_ckpt:
             rng_data = jax.random.key_data(key)
             checkpoint.save(
@@ -283,7 +292,7 @@ def _run(config, task, tx, state, rng, mngr, writer, progress, meta, last_saved,
         if stop_step is not None:
             break
         clock, timed = time.perf_counter(), 0  # evaluation and saving are not training time
-    return validation, stop_step
+    return state, validation, stop_step
 
 
 def evaluate_checkpoint(

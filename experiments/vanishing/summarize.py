@@ -1,0 +1,82 @@
+"""Compact tables for experiments/vanishing/README.md from the sweeps' results.csv files.
+
+Usage: python experiments/vanishing/summarize.py RUNS_DIR   (RUNS_DIR holds adding/, copy/,
+clipping/ written by the commands in README.md); prints markdown, and copies each sweep's
+results.md and plots into experiments/vanishing/<sweep>/.
+"""
+
+from __future__ import annotations
+
+import csv
+import pathlib
+import shutil
+import sys
+from collections import defaultdict
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def rows(path: pathlib.Path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def num(v: str) -> float:
+    try:
+        return float(v)
+    except ValueError:
+        return float("nan")
+
+
+def fmt(v: float) -> str:
+    return "-" if v != v else f"{v:.3g}"
+
+
+def by_group(rs: list[dict], group, x: str, value) -> str:
+    """A markdown table: one row per group, one column per x, cells 'v1 / v2' over seeds."""
+    table = defaultdict(lambda: defaultdict(list))
+    xs = []
+    for r in rs:
+        table[group(r)][r[x]].append(value(r))
+        if r[x] not in xs:
+            xs.append(r[x])
+    out = [f"| | {' | '.join(f'{x}={v}' for v in xs)} |", "|---|" + "---|" * len(xs)]
+    for g, cells in table.items():
+        out.append(f"| {g} | " + " | ".join(" / ".join(cells.get(v, [])) or "" for v in xs) + " |")
+    return "\n".join(out)
+
+
+def main(runs: pathlib.Path) -> None:
+    variant = lambda r: r["name"].split("-")[0]  # noqa: E731
+    for sweep in ("adding", "copy", "clipping"):
+        src = runs / sweep
+        if not (src / "results.csv").is_file():
+            continue
+        dst = HERE / sweep
+        dst.mkdir(exist_ok=True)
+        for name in ("results.md", "final_vs_x.png", "loss_curves.png", "grad_norms.png"):
+            if (src / name).is_file():
+                shutil.copyfile(src / name, dst / name)
+        rs = rows(src / "results.csv")
+        print(f"\n## {sweep}\n")
+        if sweep == "adding":
+            val = lambda r: "failed" if r["status"] == "failed" else fmt(num(r["mse"]))  # noqa
+            print(by_group(rs, variant, "data.seq_len", val))
+            print()
+            dec = lambda r: f"{fmt(num(r['decay_init']))}→{fmt(num(r['decay_final']))}"  # noqa
+            print(by_group(rs, variant, "data.seq_len", dec))
+        elif sweep == "copy":
+            val = lambda r: f"{fmt(num(r['loss']))} (acc {fmt(num(r['accuracy']))})"  # noqa
+            print(by_group(rs, variant, "data.seq_len", val))
+        else:
+            val = lambda r: (
+                (  # noqa: E731
+                    "failed" if r["status"] == "failed" else fmt(num(r["mse"]))
+                )
+                + f", max ‖g‖ {fmt(num(r['max_grad_norm']))}"
+            )
+            print(by_group(rs, lambda r: r["optim.clip"], "optim.learning_rate", val))
+
+
+if __name__ == "__main__":
+    main(pathlib.Path(sys.argv[1]))

@@ -1,0 +1,128 @@
+"""``seqjax sample``: text from a language model's checkpoint, with nothing but its workdir.
+
+The checkpoint's ``meta`` holds the config and the tokenizer (``meta["task"]["tokenizer"]``), so
+the model is rebuilt without reading any data, its parameters are restored from the best (or
+latest) checkpoint, and :func:`seqjax.models.lm.sample` generates under ``jax.jit``: the prompt
+runs through the model once, then each drawn token is fed back with the carried state. The same
+seed gives the same text.
+"""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from seqjax.data import tokenizer_from_json
+from seqjax.errors import UserError
+from seqjax.models.lm import sample
+from seqjax.tasks import lm as lm_task
+from seqjax.tasks.base import Task
+from seqjax.train import checkpoint, optim
+from seqjax.train import step as step_lib
+
+
+def load_language_model(workdir, which: str = "best") -> tuple:
+    """``(model, params, tokenizer, step)`` of the ``"best"`` or ``"latest"`` checkpoint of an LM
+    run in ``workdir``."""
+    if which not in ("best", "latest"):
+        raise UserError(f"--checkpoint={which!r}: choose one of best, latest")
+    ckpt_dir = pathlib.Path(workdir) / "checkpoints"
+    if not ckpt_dir.is_dir():
+        raise UserError(
+            f"--workdir={workdir}: has no checkpoints ({ckpt_dir} is missing); train a language "
+            f"model first, e.g. seqjax train --config configs/quickstart.py --workdir {workdir}"
+        )
+    mngr = checkpoint.manager(ckpt_dir, create=False)
+    try:
+        latest = mngr.latest_step()
+        if latest is None:
+            raise UserError(f"--workdir={workdir}: {ckpt_dir} holds no complete checkpoint")
+        meta = checkpoint.read_meta(mngr, latest)
+    finally:
+        mngr.close()
+    task_meta = meta.get("task", {})
+    if task_meta.get("task") != "lm" or "tokenizer" not in task_meta:
+        raise UserError(
+            f"--workdir={workdir}: holds a {task_meta.get('task', 'unknown')!r} run; sample needs "
+            "a language model (config task='lm')"
+        )
+    config = ml_collections.ConfigDict(meta["config"])
+    tokenizer = tokenizer_from_json(task_meta["tokenizer"])
+    model = lm_task.build_model(config.model, tokenizer.vocab_size)
+    # The checkpoint's structure, without data: parameters, optimizer state and the carry.
+    shell = Task(
+        init=model.init,
+        initial_state=lambda p: model.initial_carry(p, (config.train.batch_size,)),
+        loss=None,
+        batch=None,
+        evaluate=None,
+        eval_splits=(),
+        best_metric=meta["best_metric"],
+        best_mode=meta["best_mode"],
+        metadata={},
+    )
+    tx = optim.build(config.optim, config.train.num_steps)
+    state = jax.eval_shape(lambda k: step_lib.init_state(shell, tx, k), jax.random.key(0))
+    rng = jax.eval_shape(lambda: jax.random.key_data(jax.random.key(0)))
+    mngr = checkpoint.manager(
+        ckpt_dir, best_metric=meta["best_metric"], best_mode=meta["best_mode"], create=False
+    )
+    try:
+        step = (mngr.best_step() if which == "best" else None) or latest
+        restored, _ = checkpoint.restore(mngr, step, state, rng)
+    finally:
+        mngr.close()
+    return model, restored.params, tokenizer, int(step)
+
+
+def generate(
+    workdir,
+    prompt: str = "\n",
+    length: int = 500,
+    *,
+    temperature: float = 0.8,
+    top_k: Optional[int] = 40,
+    seed: int = 0,
+    which: str = "best",
+) -> str:
+    """``prompt`` followed by ``length`` tokens drawn from the checkpoint of ``workdir``.
+
+    Args:
+      workdir: a run of the ``lm`` task.
+      prompt: text the generation continues; it must encode to at least one token.
+      length: tokens to generate.
+      temperature: divides the logits (0: greedy, always the most likely token).
+      top_k: draw only among the ``top_k`` most likely tokens (``None`` or 0: all).
+      seed: the PRNG seed; the same seed gives the same text.
+      which: ``"best"`` (lowest validation loss) or ``"latest"`` checkpoint.
+    """
+    if not isinstance(length, int) or length <= 0:
+        raise UserError(f"--length={length!r}: must be a positive integer")
+    if not temperature >= 0:
+        raise UserError(f"--temperature={temperature!r}: must be >= 0 (0: greedy)")
+    model, params, tokenizer, _ = load_language_model(workdir, which)
+    top_k = top_k or None
+    if top_k is not None and not 1 <= top_k <= model.vocab_size:
+        raise UserError(f"--top_k={top_k}: must be in [1, {model.vocab_size}] (0: no limit)")
+    ids = np.asarray(tokenizer.encode(prompt), np.int32)
+    if ids.size == 0:
+        raise UserError(f"--prompt={prompt!r}: encodes to no token; give some text")
+    draw = jax.jit(
+        functools.partial(
+            sample, model=model, length=length, temperature=float(temperature), top_k=top_k
+        )
+    )
+    tokens = draw(params, prompt_tokens=jnp.asarray(ids)[None], key=jax.random.key(seed))
+    text = tokenizer.decode(np.asarray(tokens[0]).tolist())
+    if tokenizer.to_json()["kind"] == "word" and text[:1] not in ("", "\n") and prompt[-1:].strip():
+        text = " " + text  # words are decoded without a space before the first one
+    return prompt + text
+
+
+__all__ = ["generate", "load_language_model"]

@@ -1,0 +1,431 @@
+"""``seqjax sweep``: a grid of runs of one config, one after another in this process.
+
+A sweep config is an experiment config with a ``sweep`` field::
+
+    c.sweep.grid = (("model.cell", ("elman", "lstm", "gru")), ("data.seq_len", (50, 100)),
+                    ("seed", (0, 1, 2)))          # (dotted key, values) pairs: the product
+    c.sweep.variants = (("irnn", (("model.cell", "elman"), ("model.activation", "relu"),
+                                  ("model.recurrent_init", "identity"))),)  # named, optional
+    c.sweep.x = "data.seq_len"                    # the x axis of the summary plot
+    c.sweep.group = "model.cell"                  # one line per value (the variant if variants)
+
+(``ml_collections`` field names cannot hold dots, hence pairs; a plain ``dict`` works too.) Every
+combination of a variant (if any) and one value per grid key is a run in ``DIR/runs/NAME``,
+``NAME`` made of its overrides (``irnn-seq_len=50-seed=0``), trained by
+:func:`seqjax.train.loop.train_and_evaluate` with the ``sweep`` field removed. Each run:
+
+* is skipped when ``DIR/runs/NAME/done.json`` exists (written atomically when it ends), so a
+  restarted sweep trains only what is left; an interrupted run resumes from its checkpoints;
+* fails without stopping the sweep when building or training it raises :class:`UserError` (a
+  value only the task rejects, a non-finite loss): ``done.json`` records ``status="failed"`` and
+  the reason (``--retry_failed`` runs it again). Values that config validation rejects stop the
+  sweep before any run starts, naming the key;
+* saves ``grad_norms.json``: :math:`\\|\\partial L/\\partial h_t\\|` against the distance
+  ``k = T - t`` on a validation batch at initialisation and with the final parameters, with the
+  top layer's spectrum (:mod:`seqjax.tasks.diagnostics`).
+
+``DIR/results.csv`` and ``DIR/results.md`` (one row per run: overrides, status, final validation
+metrics, the largest training gradient norm and the clip rate, wall time of the session that
+finished the run, the fitted gradient decay rate per step beside the spectral bound) and the
+plots (``final_vs_x.png``, ``loss_curves.png``, ``grad_norms.png``) are rewritten after every
+run; ``seqjax report --workdir DIR`` redraws them.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import itertools
+import json
+import math
+import os
+import pathlib
+import tempfile
+import time
+import traceback
+from typing import Any, Callable, Optional
+
+from seqjax.errors import UserError
+from seqjax.train import config as config_lib
+
+SPEC = "sweep.json"
+DONE = "done.json"
+GRAD_NORMS = "grad_norms.json"
+
+
+# ----------------------------------------------------------------------------- the grid
+
+
+def _pairs(value, what: str) -> list[tuple[str, Any]]:
+    if value is None:
+        return []
+    if hasattr(value, "items"):
+        return [(str(k), v) for k, v in value.items()]
+    try:
+        pairs = [(str(k), v) for k, v in value]
+    except (TypeError, ValueError):
+        raise UserError(
+            f"{what}={value!r}: give (key, value) pairs, e.g. (('model.cell', ('elman', 'gru')),)"
+        ) from None
+    return pairs
+
+
+def _short(key: str) -> str:
+    return key.rpartition(".")[2]
+
+
+def _show(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def expand(config) -> list[dict]:
+    """The runs of a sweep config: ``[{"name", "variant", "overrides": {key: value}}, ...]``.
+
+    Example:
+      >>> import ml_collections
+      >>> c = ml_collections.ConfigDict({"seed": 0, "model": {"cell": "lstm"}})
+      >>> c.sweep = {"grid": (("model.cell", ("elman", "gru")), ("seed", (0, 1)))}
+      >>> [r["name"] for r in expand(c)]
+      ['cell=elman-seed=0', 'cell=elman-seed=1', 'cell=gru-seed=0', 'cell=gru-seed=1']
+    """
+    sweep = config.get("sweep")
+    if sweep is None:
+        raise UserError("config has no sweep field: give sweep.grid (see seqjax/train/sweep.py)")
+    grid = _pairs(sweep.get("grid"), "sweep.grid")
+    variants = [
+        (name, dict(_pairs(ov, f"sweep.variants[{name}]")))
+        for name, ov in _pairs(sweep.get("variants"), "sweep.variants")
+    ]
+    for key, values in grid:
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__") or not len(values):
+            raise UserError(f"sweep.grid[{key}]={values!r}: give a non-empty list of values")
+    keys = [k for k, _ in grid] + [k for _, ov in variants for k in ov]
+    for key in keys:
+        try:
+            config_lib.lookup(config, key)
+        except KeyError:
+            raise UserError(f"sweep key {key!r}: the config has no such field") from None
+    shorts = [_short(k) for k, _ in grid]
+    label = (lambda k: _short(k)) if len(set(shorts)) == len(shorts) else (lambda k: k)
+    runs = []
+    for name, ov in variants or [(None, {})]:
+        for values in itertools.product(*[list(v) for _, v in grid]):
+            overrides = {**ov, **{k: v for (k, _), v in zip(grid, values)}}
+            parts = ([name] if name else []) + [
+                f"{label(k)}={_show(v)}" for (k, _), v in zip(grid, values)
+            ]
+            runs.append({"name": "-".join(parts) or "run", "variant": name, "overrides": overrides})
+    names = [r["name"] for r in runs]
+    if len(set(names)) != len(names):
+        raise UserError("sweep.grid/variants: two runs share a name; give distinct values")
+    return runs
+
+
+def run_config(config, overrides: dict):
+    """A copy of ``config`` without ``sweep`` and with ``overrides`` (dotted keys) applied."""
+    c = copy.deepcopy(config)
+    unlocked = c.unlocked() if hasattr(c, "unlocked") else None
+    with unlocked if unlocked is not None else _nullcontext():
+        if "sweep" in c:
+            del c["sweep"]
+        for key, value in overrides.items():
+            parent, _, leaf = key.rpartition(".")
+            node = config_lib.lookup(c, parent) if parent else c
+            node[leaf] = value
+    return c
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *a):
+        return False
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def write_atomic(path: pathlib.Path, text: str) -> None:
+    """Writes ``text`` to a temporary file beside ``path`` and renames it: never half a file."""
+    path = pathlib.Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _json_safe(v):
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _grad_norms(task, params) -> dict:
+    from seqjax.tasks import diagnostics
+
+    diag = task.diagnose(params)
+    g = [float(x) for x in diag.pop("grad_h")]
+    scalars = {k: float(v) for k, v in diag.items()}
+    return {"grad_h": g, "decay_rate": diagnostics.decay_rate(g), **scalars}
+
+
+def train_one(config, rundir: pathlib.Path, *, train_fn: Callable) -> dict:
+    """Trains one run (resuming), saves its gradient norms; returns its ``done.json`` record."""
+    import jax
+
+    from seqjax import tasks
+
+    rundir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    norms_path = rundir / GRAD_NORMS
+    norms = json.loads(norms_path.read_text()) if norms_path.is_file() else {}
+    try:
+        config_lib.validate(config)
+        task = tasks.build(config)
+        if task.diagnose is not None and "init" not in norms:
+            init_key, _ = jax.random.split(jax.random.key(config.seed))  # as the loop does
+            norms["init"] = _grad_norms(task, task.init(init_key))
+            write_atomic(norms_path, json.dumps(_json_safe(norms)))
+        result = train_fn(config, rundir, task=task)
+    except UserError as e:
+        return {"status": "failed", "reason": str(e), "wall_s": time.perf_counter() - start}
+    if task.diagnose is not None:
+        norms["final"] = _grad_norms(task, result["params"])
+        write_atomic(norms_path, json.dumps(_json_safe(norms)))
+    return {
+        "status": "done",
+        "step": int(result["step"]),
+        "best_step": result.get("best_step"),
+        "validation": {k: float(v) for k, v in result["validation"].items()},
+        "wall_s": time.perf_counter() - start,
+    }
+
+
+def run_sweep(
+    config,
+    workdir,
+    *,
+    train_fn: Optional[Callable] = None,
+    retry_failed: bool = False,
+    log: Callable[[str], None] = print,
+) -> list[dict]:
+    """Runs every run of ``config.sweep`` not yet done in ``workdir``; writes the results.
+
+    Args:
+      config: a sweep config (see the module docstring).
+      workdir: the sweep directory.
+      train_fn: ``(config, rundir, task=...) -> result`` (default
+        :func:`seqjax.train.loop.train_and_evaluate`; tests wrap it).
+      retry_failed: train again runs whose ``done.json`` says ``failed``.
+      log: where progress lines go.
+
+    Returns:
+      the ``done.json`` records of all runs, in grid order.
+    """
+    if train_fn is None:
+        from seqjax.train.loop import train_and_evaluate as train_fn
+    runs = expand(config)
+    for r in runs:  # every run's config must be valid before anything is written
+        config_lib.validate(run_config(config, r["overrides"]))
+    workdir = pathlib.Path(workdir)
+    if workdir.exists() and not workdir.is_dir():
+        raise UserError(f"--workdir={workdir}: is a file; give a directory")
+    (workdir / "runs").mkdir(parents=True, exist_ok=True)
+    sweep = config.sweep
+    spec = {
+        "x": sweep.get("x", "data.seq_len"),
+        "group": sweep.get("group", "model.cell"),
+        "runs": [{**r, "overrides": _json_safe(r["overrides"])} for r in runs],
+    }
+    write_atomic(workdir / SPEC, json.dumps(spec, indent=1))
+    records = []
+    for i, r in enumerate(runs):
+        rundir = workdir / "runs" / r["name"]
+        done_path = rundir / DONE
+        if done_path.is_file():
+            record = json.loads(done_path.read_text())
+            if not (retry_failed and record.get("status") == "failed"):
+                log(f"[{i + 1}/{len(runs)}] {r['name']}: {record['status']}, skipped")
+                records.append(record)
+                continue
+        log(f"[{i + 1}/{len(runs)}] {r['name']}: training")
+        outcome = train_one(run_config(config, r["overrides"]), rundir, train_fn=train_fn)
+        record = {
+            "name": r["name"],
+            "variant": r["variant"],
+            "overrides": r["overrides"],
+            **outcome,
+        }
+        write_atomic(done_path, json.dumps(_json_safe(record), indent=1))
+        log(
+            f"[{i + 1}/{len(runs)}] {r['name']}: {record['status']}"
+            + (f" ({record['reason']})" if record["status"] == "failed" else "")
+        )
+        records.append(record)
+        try:
+            write_report(workdir)
+        except Exception:  # a plotting bug must not end a long sweep; the next run retries
+            log(f"results of {workdir} not written:\n{traceback.format_exc()}")
+    write_report(workdir)
+    return records
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def read_records(workdir) -> tuple[dict, list[dict]]:
+    """The sweep's spec and the ``done.json`` records of its finished runs (grid order)."""
+    workdir = pathlib.Path(workdir)
+    spec_path = workdir / SPEC
+    if not spec_path.is_file():
+        raise UserError(f"--workdir={workdir}: no {SPEC}; run seqjax sweep --workdir {workdir}")
+    spec = json.loads(spec_path.read_text())
+    records = []
+    for r in spec["runs"]:
+        path = workdir / "runs" / r["name"] / DONE
+        if path.is_file():
+            records.append(json.loads(path.read_text()))
+    return spec, records
+
+
+def group_of(record: dict, spec: dict) -> str:
+    """The line a run belongs to in the plots: its variant, else its value of ``spec["group"]``."""
+    if record.get("variant"):
+        return record["variant"]
+    return str(record["overrides"].get(spec["group"], "all"))
+
+
+def _table(spec: dict, records: list[dict]) -> tuple[list[str], list[list]]:
+    keys = list(dict.fromkeys(k for r in spec["runs"] for k in r["overrides"]))
+    metrics = list(dict.fromkeys(k for r in records for k in r.get("validation", {})))
+    head = [
+        "name",
+        *keys,
+        "status",
+        *metrics,
+        "max_grad_norm",
+        "clip_rate",
+        "decay_init",
+        "decay_final",
+        "pascanu_rate_init",
+        "max_sv_init",
+        "max_sv_final",
+        "wall_s",
+        "reason",
+    ]
+    from seqjax.tasks.diagnostics import decay_rate
+
+    rows = []
+    for r in records:
+        norms = _load_norms(r, spec)
+        for part in norms.values():  # fitted here, so a better fit applies to old runs too
+            part["decay_rate"] = decay_rate(part["grad_h"])
+        init, final = norms.get("init", {}), norms.get("final", {})
+        train = _train_summary(pathlib.Path(spec["_dir"]) / "runs" / r["name"])
+        rows.append(
+            [
+                r["name"],
+                *[r["overrides"].get(k, "") for k in keys],
+                r["status"],
+                *[r.get("validation", {}).get(m, "") for m in metrics],
+                train.get("max_grad_norm", ""),
+                train.get("clip_rate", ""),
+                init.get("decay_rate", ""),
+                final.get("decay_rate", ""),
+                init.get("pascanu_rate", ""),
+                init.get("max_singular_value", ""),
+                final.get("max_singular_value", ""),
+                r.get("wall_s", ""),
+                r.get("reason", ""),
+            ]
+        )
+    return head, rows
+
+
+def _train_summary(rundir: pathlib.Path) -> dict:
+    """The largest logged training gradient norm (a window mean) and the mean clip rate."""
+    path = rundir / "metrics.jsonl"
+    if not path.is_file():
+        return {}
+    records = {}
+    for line in path.read_text().splitlines():
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if r.get("split") == "train":
+            records[r["step"]] = r
+    norms = [r["grad_norm"] for r in records.values() if r.get("grad_norm") is not None]
+    clips = [r["clip_rate"] for r in records.values() if r.get("clip_rate") is not None]
+    out = {}
+    if norms:
+        out["max_grad_norm"] = max(norms)
+    if clips:
+        out["clip_rate"] = sum(clips) / len(clips)
+    return out
+
+
+def _load_norms(record: dict, spec: dict) -> dict:
+    path = spec.get("_dir")
+    if path is None:
+        return {}
+    p = pathlib.Path(path) / "runs" / record["name"] / GRAD_NORMS
+    return json.loads(p.read_text()) if p.is_file() else {}
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "nan" if v != v else f"{v:.4g}"
+    return "" if v is None else str(v).replace("|", "/")
+
+
+def write_report(workdir) -> list[str]:
+    """Writes ``results.csv``, ``results.md`` and the plots of a sweep; returns their paths."""
+    workdir = pathlib.Path(workdir)
+    spec, records = read_records(workdir)
+    spec["_dir"] = str(workdir)
+    head, rows = _table(spec, records)
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(head)
+    writer.writerows([[("" if v is None else v) for v in row] for row in rows])
+    write_atomic(workdir / "results.csv", buf.getvalue())
+    md = [
+        f"# Sweep {workdir.name}: {len(records)} of {len(spec['runs'])} runs finished",
+        "",
+        "max_grad_norm: largest logged training gradient norm (mean of a log window, before "
+        "clipping); clip_rate: fraction of steps clipped; "
+        "decay_*: fitted per-step factor r of ||dL/dh_{T-k}|| ~ C r^k (k >= 1) at init and at "
+        "the end; pascanu_rate: gamma * lambda_1(W_h) at init, the bound's factor (Elman); "
+        "max_sv: lambda_1 of the top layer's recurrent matrix (largest gate block).",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    md += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    write_atomic(workdir / "results.md", "\n".join(md) + "\n")
+    from seqjax.train import sweep_plots
+
+    paths = [str(workdir / "results.csv"), str(workdir / "results.md")]
+    paths += sweep_plots.draw_all(workdir, spec, records)
+    return paths
+
+
+def is_sweep_dir(workdir) -> bool:
+    return (pathlib.Path(workdir) / SPEC).is_file()
+
+
+__all__ = ["expand", "is_sweep_dir", "read_records", "run_config", "run_sweep", "write_report"]
