@@ -60,6 +60,11 @@ RUN_CONTROL = frozenset(
         "train.log_every",
         "train.skip_nonfinite",
         "train.diagnostics_every",
+        # where it runs (seqjax.train.parallel.KEYS): a run may resume on other devices
+        "mesh.data",
+        "distributed.coordinator_address",
+        "distributed.num_processes",
+        "distributed.process_id",
     }
 )
 
@@ -165,7 +170,7 @@ def _number(config, key: str, low: float, high: float, *, low_open=False, high_o
 def validate(config) -> None:
     """Checks the layout and the values of an experiment config; raises :class:`UserError`."""
     from seqjax import cells, tasks
-    from seqjax.train import optim
+    from seqjax.train import optim, parallel
 
     missing = [k for k in REQUIRED if _get(config, k, _MISSING) is _MISSING]
     if missing:
@@ -216,6 +221,7 @@ def validate(config) -> None:
                 raise UserError(f"optim.schedule='step' needs {key}")
         _positive_int(config, "optim.decay_every")
         _number(config, "optim.decay_factor", 0.0, 1.0, low_open=True, high_open=False)
+    parallel.check_config(config)
     nesterov = _get(config, "optim.nesterov", False)
     if not isinstance(nesterov, bool):
         raise UserError(f"optim.nesterov={nesterov!r}: must be True/False")
