@@ -200,6 +200,10 @@ def validate(config) -> None:
         raise UserError(
             f"train.diagnostics_every={diag!r}: must be a non-negative integer (0: off)"
         )
+    if _get(config, "model.compute_dtype") is not None:
+        from seqjax.models.precision import COMPUTE_DTYPES
+
+        _choice(config, "model.compute_dtype", COMPUTE_DTYPES)
     if not isinstance(config.train.skip_nonfinite, bool):
         raise UserError(f"train.skip_nonfinite={config.train.skip_nonfinite!r}: must be True/False")
 

@@ -74,6 +74,8 @@ def initialize(config) -> None:
     if not address or _is_initialized():
         return
     if address == "auto":
+        if os.environ.get("JAX_COORDINATOR_ADDRESS") == "auto":
+            del os.environ["JAX_COORDINATOR_ADDRESS"]  # JAX would take it for a host name
         jax.distributed.initialize()
         return
     num = _get(config, "distributed.num_processes") or os.environ.get("JAX_NUM_PROCESSES")
