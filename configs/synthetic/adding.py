@@ -74,7 +74,8 @@ def get_config(arg=None):
     c.train.skip_nonfinite = False  # skip non-finite updates instead of stopping
     c.train.diagnostics_every = 0  # steps between gradient-flow diagnostics (0: off)
 
-    c.mesh = ml_collections.ConfigDict()  # where it runs (seqjax/train/parallel.py, docs/parallel.md)
+    # Where it runs (seqjax/train/parallel.py, docs/parallel.md); not part of the experiment.
+    c.mesh = ml_collections.ConfigDict()
     c.mesh.data = 1  # devices sharing each batch (data parallel): 1 | n | -1 = all devices
 
     if arg.smoke:  # runs in seconds: the tests use it
