@@ -7,6 +7,10 @@ layout: ``seed``, ``task``, ``data.*`` (read by the task), ``model.*`` (``cell``
 ``checkpoint_every``, ``keep``, ``log_every``, ``skip_nonfinite``). :func:`validate` checks it
 before anything runs, and every mistake names its key, e.g. ``optim.name='adamm': choose one of
 sgd, adam, adamw, rmsprop``.
+
+Optional blocks: ``mesh.data`` and ``distributed.*`` (where a run executes, data parallel over
+devices and processes: :mod:`seqjax.train.parallel`) and ``model.compute_dtype`` (``"bfloat16"``
+for mixed precision: :mod:`seqjax.models.precision`).
 """
 
 from __future__ import annotations
