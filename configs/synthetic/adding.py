@@ -41,6 +41,7 @@ def get_config(arg=None):
     c.model.hidden_size = 128  # H, units per layer
     c.model.num_layers = 1  # stacked recurrent layers
     c.model.dropout = 0.0  # dropout between layers while training
+    c.model.compute_dtype = "float32"  # float32 | bfloat16 (mixed: float32 params, loss, update)
     c.model.forget_bias = 1.0  # LSTM: added to the forget-gate bias (Jozefowicz et al. 2015)
     c.model.chrono_t_max = config_dict.placeholder(float)  # LSTM: chrono init up to this many steps
     c.model.activation = "tanh"  # Elman: tanh | relu (IRNN with recurrent_init=identity) | identity
@@ -72,6 +73,10 @@ def get_config(arg=None):
     c.train.log_every = 50  # steps between train-metric lines
     c.train.skip_nonfinite = False  # skip non-finite updates instead of stopping
     c.train.diagnostics_every = 0  # steps between gradient-flow diagnostics (0: off)
+
+    # Where it runs (seqjax/train/parallel.py, docs/parallel.md); not part of the experiment.
+    c.mesh = ml_collections.ConfigDict()
+    c.mesh.data = 1  # devices sharing each batch (data parallel): 1 | n | -1 = all devices
 
     if arg.smoke:  # runs in seconds: the tests use it
         c.data.seq_len = 8

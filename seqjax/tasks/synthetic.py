@@ -30,6 +30,7 @@ import numpy as np
 
 from seqjax.errors import UserError
 from seqjax.models import build_cell, options_for, sequence_model
+from seqjax.models.precision import with_compute_dtype
 from seqjax.tasks import diagnostics as diagnostics_lib
 from seqjax.tasks import generators
 from seqjax.tasks.base import Task
@@ -282,10 +283,11 @@ def build(config) -> Task:
         readout=kind.readout,
         dropout_rate=model_cfg.get("dropout", 0.0),
     )
+    apply = with_compute_dtype(model.apply, model_cfg.get("compute_dtype"))  # float32 outputs
 
     def loss(params, state, batch, key, train):
         lengths = batch.get("lengths")
-        outputs = model.apply(params, batch["x"], lengths=lengths, key=key, train=train)
+        outputs = apply(params, batch["x"], lengths=lengths, key=key, train=train)
         value, metrics = kind.fn(outputs, batch)
         if extra is not None:
             metrics = {**metrics, **extra(outputs, batch)}

@@ -83,10 +83,20 @@ def read_meta(mngr: ocp.CheckpointManager, step: int) -> dict:
     return mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
 
 
+def _target(x) -> jax.ShapeDtypeStruct:
+    """Restore ``x``'s shape and dtype into its own sharding, or onto the default device when it
+    has none (a checkpoint written on a data-parallel mesh read back on one device)."""
+    x = ocp.utils.to_shape_dtype_struct(x)
+    if getattr(x, "sharding", None) is None:
+        one = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        x = jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=one)
+    return x
+
+
 def restore(mngr: ocp.CheckpointManager, step: int, state: Any, rng: jax.Array) -> tuple:
     """Restores ``(state, rng)`` of checkpoint ``step`` into the structure of ``state``/``rng``
     (concrete or ``jax.ShapeDtypeStruct`` leaves)."""
-    target = jax.tree.map(ocp.utils.to_shape_dtype_struct, {"train": state, "rng": rng})
+    target = jax.tree.map(_target, {"train": state, "rng": rng})
     try:
         restored = mngr.restore(
             step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))

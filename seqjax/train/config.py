@@ -8,6 +8,10 @@ layout: ``seed``, ``task``, ``data.*`` (read by the task), ``model.*`` (``cell``
 ``early_stop_patience``). :func:`validate` checks it
 before anything runs, and every mistake names its key, e.g. ``optim.name='adamm': choose one of
 sgd, adam, adamw, rmsprop``.
+
+Optional blocks: ``mesh.data`` and ``distributed.*`` (where a run executes, data parallel over
+devices and processes: :mod:`seqjax.train.parallel`) and ``model.compute_dtype`` (``"bfloat16"``
+for mixed precision: :mod:`seqjax.models.precision`).
 """
 
 from __future__ import annotations
@@ -62,6 +66,11 @@ RUN_CONTROL = frozenset(
         "train.skip_nonfinite",
         "train.early_stop_patience",
         "train.diagnostics_every",
+        # where it runs (seqjax.train.parallel.KEYS): a run may resume on other devices
+        "mesh.data",
+        "distributed.coordinator_address",
+        "distributed.num_processes",
+        "distributed.process_id",
     }
 )
 
@@ -167,7 +176,7 @@ def _number(config, key: str, low: float, high: float, *, low_open=False, high_o
 def validate(config) -> None:
     """Checks the layout and the values of an experiment config; raises :class:`UserError`."""
     from seqjax import cells, tasks
-    from seqjax.train import optim
+    from seqjax.train import optim, parallel
 
     missing = [k for k in REQUIRED if _get(config, k, _MISSING) is _MISSING]
     if missing:
@@ -202,6 +211,10 @@ def validate(config) -> None:
         raise UserError(
             f"train.diagnostics_every={diag!r}: must be a non-negative integer (0: off)"
         )
+    if _get(config, "model.compute_dtype") is not None:
+        from seqjax.models.precision import COMPUTE_DTYPES
+
+        _choice(config, "model.compute_dtype", COMPUTE_DTYPES)
     if not isinstance(config.train.skip_nonfinite, bool):
         raise UserError(f"train.skip_nonfinite={config.train.skip_nonfinite!r}: must be True/False")
 
@@ -223,6 +236,7 @@ def validate(config) -> None:
                 raise UserError(f"optim.schedule='step' needs {key}")
         _positive_int(config, "optim.decay_every")
         _number(config, "optim.decay_factor", 0.0, 1.0, low_open=True, high_open=False)
+    parallel.check_config(config)
     nesterov = _get(config, "optim.nesterov", False)
     if not isinstance(nesterov, bool):
         raise UserError(f"optim.nesterov={nesterov!r}: must be True/False")

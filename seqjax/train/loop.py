@@ -40,7 +40,7 @@ from seqjax import tasks
 from seqjax.errors import UserError
 from seqjax.tasks import diagnostics
 from seqjax.tasks.base import Task
-from seqjax.train import checkpoint, optim
+from seqjax.train import checkpoint, optim, parallel
 from seqjax.train import config as config_lib
 from seqjax.train import step as step_lib
 from seqjax.train.metrics import MetricWriter, Progress, format_metrics
@@ -90,8 +90,10 @@ def train_and_evaluate(config, workdir, *, task: Optional[Task] = None) -> dict:
       ``{"step": final step, "stopped_early": bool, "validation": metrics, "best_step": step of
       the best checkpoint, "params": the final parameters}``.
     """
+    parallel.initialize(config)  # joins a multi-process run; before any device is touched
     config_lib.validate(config)
     task = tasks.build(config) if task is None else task
+    mesh = parallel.make_mesh(config)  # None: one device, as without the mesh
     tc = config.train
     tx = optim.build(config.optim, tc.num_steps)
     workdir = pathlib.Path(workdir)
@@ -102,17 +104,19 @@ def train_and_evaluate(config, workdir, *, task: Optional[Task] = None) -> dict:
         ckpt_dir, keep=tc.keep, best_metric=task.best_metric, best_mode=task.best_mode
     )
     try:
-        return _train(config, task, tx, workdir, mngr)
+        return _train(config, task, tx, workdir, mngr, mesh)
     finally:
         mngr.close()
 
 
-def _train(config, task: Task, tx, workdir: pathlib.Path, mngr) -> dict:
+def _train(config, task: Task, tx, workdir: pathlib.Path, mngr, mesh=None) -> dict:
     """Restores or initialises the state, then trains, evaluates and checkpoints."""
     tc = config.train
     init_key, train_key = jax.random.split(jax.random.key(config.seed))
     state = step_lib.init_state(task, tx, init_key)
     rng = jax.random.key_data(train_key)
+    # Replicated on the mesh before a restore, so that orbax restores into the same layout.
+    state, rng = parallel.replicate(mesh, (state, rng))
     latest = mngr.latest_step()
     early: dict = {}
     if latest is not None:
@@ -136,7 +140,7 @@ def _train(config, task: Task, tx, workdir: pathlib.Path, mngr) -> dict:
     }
     start = int(state.step)
     workdir.mkdir(parents=True, exist_ok=True)
-    writer = MetricWriter(workdir)
+    writer = MetricWriter(workdir) if parallel.is_primary() else parallel.NullWriter()
     progress = Progress(tc.num_steps, start)
     patience = int(tc.get("early_stop_patience", 0) or 0)
     try:
@@ -161,7 +165,7 @@ def _train(config, task: Task, tx, workdir: pathlib.Path, mngr) -> dict:
             validation = task.evaluate(state.params, split)
         else:
             state, validation, stop_step = _run(
-                config, task, tx, state, rng, mngr, writer, progress, meta, latest, early
+                config, task, tx, state, rng, mngr, writer, progress, meta, latest, early, mesh
             )
             stopped = stop_step is not None
             start = stop_step if stopped else start
@@ -200,13 +204,15 @@ class _EarlyStop:
         return {"best": self.best, "evals_since_best": self.since, "patience": self.patience}
 
 
-def _run(config, task, tx, state, rng, mngr, writer, progress, meta, last_saved, early) -> tuple:
+def _run(
+    config, task, tx, state, rng, mngr, writer, progress, meta, last_saved, early, mesh
+) -> tuple:
     """Trains from ``state.step``; returns (final state, last validation metrics, step it stopped
     early at or ``None``)."""
     tc = config.train
     stopper = _EarlyStop(int(tc.get("early_stop_patience", 0) or 0), task.best_mode, early)
     stop_step = None
-    train_step = step_lib.make_train_step(task, tx)
+    train_step = step_lib.make_train_step(task, tx, mesh)
     key = jax.random.wrap_key_data(rng)
     split = task.eval_splits[0]
     pending: list = []  # (step, device metrics) not yet fetched
@@ -236,7 +242,7 @@ def _run(config, task, tx, state, rng, mngr, writer, progress, meta, last_saved,
         pending = []
 
     for s in range(start, tc.num_steps):
-        state, metrics = train_step(state, task.batch(s), key)
+        state, metrics = train_step(state, parallel.shard_batch(mesh, task.batch(s)), key)
         done = s + 1
         pending.append((done, metrics))
         progress.advance()

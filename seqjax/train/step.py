@@ -13,11 +13,12 @@ loss or gradients were not finite, so no update was applied) and ``skipped`` (su
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from seqjax.tasks.base import Task
 from seqjax.train import optim
@@ -41,8 +42,13 @@ def init_state(task: Task, tx: optax.GradientTransformation, key: jax.Array) -> 
     )
 
 
-def make_train_step(task: Task, tx: optax.GradientTransformation) -> Callable:
-    """``train_step(state, batch, key) -> (state, metrics)``, jitted, donating ``state``."""
+def make_train_step(
+    task: Task, tx: optax.GradientTransformation, mesh: Optional[Mesh] = None
+) -> Callable:
+    """``train_step(state, batch, key) -> (state, metrics)``, jitted, donating ``state``.
+
+    With a data-parallel ``mesh`` (:mod:`seqjax.train.parallel`) the step is the same function; the
+    new state and the metrics are pinned replicated on the mesh and the batch comes sharded."""
 
     def train_step(state: TrainState, batch: dict, key: jax.Array):
         step_key = jax.random.fold_in(key, state.step)
@@ -74,7 +80,10 @@ def make_train_step(task: Task, tx: optax.GradientTransformation) -> Callable:
         new_state = TrainState(state.step + 1, params, opt_state, model_state)
         return new_state, metrics
 
-    return jax.jit(train_step, donate_argnums=0)
+    if mesh is None:
+        return jax.jit(train_step, donate_argnums=0)
+    everywhere = NamedSharding(mesh, PartitionSpec())
+    return jax.jit(train_step, donate_argnums=0, out_shardings=(everywhere, everywhere))
 
 
 __all__ = ["TrainState", "init_state", "make_train_step"]
