@@ -342,13 +342,24 @@ def fit_tokenizer(
 
 
 def tokenizer_from_json(data: dict[str, Any] | str) -> Tokenizer:
-    """The tokenizer saved by ``Tokenizer.to_json()`` (a dict, or its JSON text)."""
-    if isinstance(data, str):
-        data = json.loads(data)
-    kind = data["kind"]
-    if kind == "bpe":
-        from tokenizers import Tokenizer as HFTokenizer
+    """The tokenizer saved by ``Tokenizer.to_json()`` (a dict, or its JSON text).
 
-        hf = HFTokenizer.from_str(json.dumps(data["tokenizer"]))
-        return BpeTokenizer(hf, data["specials"], data["lowercase"])
-    return _CLASSES[kind](data["symbols"], data["specials"], data["lowercase"])
+    A missing or damaged vocabulary (e.g. a checkpoint's metadata without one) raises
+    :class:`UserError`."""
+    try:
+        if isinstance(data, str):
+            data = json.loads(data)
+        kind = data["kind"]
+        if kind == "bpe":
+            from tokenizers import Tokenizer as HFTokenizer
+
+            hf = HFTokenizer.from_str(json.dumps(data["tokenizer"]))
+            return BpeTokenizer(hf, data["specials"], data["lowercase"])
+        return _CLASSES[kind](data["symbols"], data["specials"], data["lowercase"])
+    except Exception as e:  # a vocabulary that is absent, truncated or of another format
+        what = f"missing {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
+        raise UserError(
+            f"tokenizer vocabulary: missing or damaged ({what.splitlines()[0] if what else ''}); "
+            "the checkpoint's metadata must hold the tokenizer its run trained with: use the "
+            "workdir that run wrote, or retrain"
+        ) from None

@@ -12,12 +12,25 @@ Kept: the ``keep`` latest checkpoints plus the best one by the task's validation
 (``<step>.orbax-checkpoint-tmp-*``) and renames it when complete, and lists only complete ones,
 so a save interrupted by a crash is never loaded (tests check this); leftover temporary directories
 are left in place (``cleanup_tmp_directories=False``).
+
+A damaged checkpoint (a file truncated or overwritten after it was written) is skipped with a
+:class:`CheckpointWarning` naming its step, and the next older one is used
+(:func:`restore_newest`); the damaged one is never deleted. Training moves it aside to
+``<step>.damaged`` (so that step can be saved again), readers leave it where it is.
+
+Fault injection (tests only): with the environment variable ``SEQJAX_TEST_SAVE_DELAY=SECONDS``
+every save sleeps that long after writing all its files into the temporary directory and before
+the rename that commits it, so a test can kill the process in the middle of a save
+(``tests/test_crash_safety.py``).
 """
 
 from __future__ import annotations
 
+import os
 import pathlib
-from typing import Any, Optional
+import time
+import warnings
+from typing import Any, Callable, Optional
 
 import jax
 import orbax.checkpoint as ocp
@@ -26,6 +39,26 @@ from orbax.checkpoint import checkpoint_managers as cm
 from seqjax.errors import UserError
 
 ITEMS = ("state", "meta")
+SAVE_DELAY_ENV = "SEQJAX_TEST_SAVE_DELAY"
+
+
+class CheckpointWarning(UserWarning):
+    """A checkpoint could not be read and an older one is used instead."""
+
+
+def _temporary_path_class():
+    """orbax's atomic-rename temporary path, slowed before its commit under ``SAVE_DELAY_ENV``."""
+    delay = float(os.environ.get(SAVE_DELAY_ENV) or 0)
+    if delay <= 0:
+        return None
+    from orbax.checkpoint._src.path import atomicity
+
+    class SlowCommit(atomicity.AtomicRenameTemporaryPath):
+        async def finalize(self, *args, **kwargs):
+            time.sleep(delay)  # every file is written; the rename has not happened
+            return await super().finalize(*args, **kwargs)
+
+    return SlowCommit
 
 
 def manager(
@@ -57,6 +90,7 @@ def manager(
         preservation_policy=cm.AnyPreservationPolicy(policies),
         enable_async_checkpointing=False,  # a checkpoint is complete when save() returns
         create=create,
+        temporary_path_class=_temporary_path_class(),
     )
     return ocp.CheckpointManager(
         pathlib.Path(directory).absolute(), options=options, item_names=ITEMS
@@ -111,4 +145,81 @@ def restore(mngr: ocp.CheckpointManager, step: int, state: Any, rng: jax.Array) 
     return restored["train"], restored["rng"]
 
 
-__all__ = ["ITEMS", "manager", "read_meta", "restore", "save"]
+def restore_newest(
+    mngr: ocp.CheckpointManager,
+    state: Any,
+    rng: jax.Array,
+    *,
+    check: Optional[Callable[[dict], None]] = None,
+    first: Optional[int] = None,
+) -> Optional[tuple]:
+    """Restores the newest readable checkpoint: ``(step, meta, state, rng, damaged_steps)``, or
+    ``None`` when the directory holds no complete checkpoint.
+
+    Tries ``first`` (default: the latest step), then every older step, newest first. A checkpoint
+    whose files cannot be read is skipped with a :class:`CheckpointWarning` naming its step;
+    ``check(meta)`` may raise :class:`UserError` (a checkpoint of another experiment), which stops
+    the search. Raises :class:`UserError` when every checkpoint is damaged."""
+    steps = sorted(mngr.all_steps(), reverse=True)
+    if not steps:
+        return None
+    if first is not None and first in steps:
+        steps = [first] + [s for s in steps if s != first]
+    damaged, reasons = [], []
+    for step in steps:
+        try:
+            meta = read_meta(mngr, step)
+        except Exception as e:  # noqa: BLE001: any unreadable file means a damaged checkpoint
+            reason = _first_line(e)
+        else:
+            if check is not None:
+                check(meta)
+            try:
+                restored_state, restored_rng = restore(mngr, step, state, rng)
+                return step, meta, restored_state, restored_rng, damaged
+            except Exception as e:  # noqa: BLE001
+                reason = _first_line(e)
+        damaged.append(step)
+        reasons.append(reason)
+        warnings.warn(
+            f"{pathlib.Path(mngr.directory) / str(step)}: checkpoint of step {step} is damaged "
+            f"({reason}); trying the next older one",
+            CheckpointWarning,
+            stacklevel=2,
+        )
+    raise UserError(
+        f"{mngr.directory}: every checkpoint is damaged (steps {', '.join(map(str, damaged))}; "
+        f"{reasons[0]}); use a new --workdir"
+    )
+
+
+def move_aside(mngr: ocp.CheckpointManager, steps) -> None:
+    """Renames damaged checkpoints ``<step>`` to ``<step>.damaged[-N]`` (kept, never deleted),
+    so that training can write those steps again."""
+    directory = pathlib.Path(mngr.directory)
+    for step in steps:
+        src = directory / str(step)
+        dst, n = directory / f"{step}.damaged", 1
+        while dst.exists():
+            dst, n = directory / f"{step}.damaged-{n}", n + 1
+        src.rename(dst)
+    if steps:
+        mngr.reload()
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:200]
+
+
+__all__ = [
+    "ITEMS",
+    "SAVE_DELAY_ENV",
+    "CheckpointWarning",
+    "manager",
+    "move_aside",
+    "read_meta",
+    "restore",
+    "restore_newest",
+    "save",
+]

@@ -117,11 +117,9 @@ def _train(config, task: Task, tx, workdir: pathlib.Path, mngr, mesh=None) -> di
     rng = jax.random.key_data(train_key)
     # Replicated on the mesh before a restore, so that orbax restores into the same layout.
     state, rng = parallel.replicate(mesh, (state, rng))
-    latest = mngr.latest_step()
     early: dict = {}
-    if latest is not None:
-        saved = checkpoint.read_meta(mngr, latest)
-        early = saved.get("early_stop") or {}
+
+    def same_experiment(saved: dict) -> None:
         diffs = config_lib.experiment_diff(saved["config"], config)
         if diffs:
             raise UserError(
@@ -129,7 +127,13 @@ def _train(config, task: Task, tx, workdir: pathlib.Path, mngr, mesh=None) -> di
                 f"({'; '.join(diffs)}); use a new --workdir, or the same config to resume "
                 f"(only {', '.join(sorted(config_lib.RUN_CONTROL))} may change)"
             )
-        state, rng = checkpoint.restore(mngr, latest, state, rng)
+
+    latest = None
+    found = checkpoint.restore_newest(mngr, state, rng, check=same_experiment)
+    if found is not None:
+        latest, saved, state, rng, damaged = found
+        early = saved.get("early_stop") or {}
+        checkpoint.move_aside(mngr, damaged)  # kept as <step>.damaged; those steps are redone
 
     split = task.eval_splits[0]
     meta = {
@@ -316,10 +320,18 @@ def evaluate_checkpoint(
         )
     mngr = checkpoint.manager(ckpt_dir, create=False)
     try:
-        latest = mngr.latest_step()
-        if latest is None:
-            raise UserError(f"--workdir={workdir}: {ckpt_dir} holds no complete checkpoint")
-        meta = checkpoint.read_meta(mngr, latest)
+        meta = None
+        for latest in sorted(mngr.all_steps(), reverse=True):
+            try:
+                meta = checkpoint.read_meta(mngr, latest)
+                break
+            except Exception:  # noqa: BLE001: damaged; restore_newest below warns about it
+                continue
+        if meta is None:
+            raise UserError(
+                f"--workdir={workdir}: {ckpt_dir} holds no complete readable checkpoint; "
+                f"train first with seqjax train --config FILE --workdir {workdir}"
+            )
     finally:
         mngr.close()
     import ml_collections
@@ -334,8 +346,10 @@ def evaluate_checkpoint(
         ckpt_dir, best_metric=task.best_metric, best_mode=task.best_mode, create=False
     )
     try:
-        step = mngr.best_step() if which == "best" else latest
-        state, _ = checkpoint.restore(mngr, step, *_abstract_state(task, tx))
+        first = mngr.best_step() if which == "best" else latest
+        step, _, state, _, _ = checkpoint.restore_newest(
+            mngr, *_abstract_state(task, tx), first=first
+        )
     finally:
         mngr.close()
     return {"step": int(step), "split": split, **task.evaluate(state.params, split)}

@@ -27,7 +27,11 @@ class MetricWriter:
     def __init__(self, workdir: pathlib.Path):
         from tensorboardX import SummaryWriter
 
-        self._file = open(pathlib.Path(workdir) / FILE, "a", encoding="utf-8")
+        path = pathlib.Path(workdir) / FILE
+        torn = path.is_file() and path.stat().st_size > 0 and _last_byte(path) != b"\n"
+        self._file = open(path, "a", encoding="utf-8")
+        if torn:  # a run killed mid-line: end that line so the next record starts on its own
+            self._file.write("\n")
         self._tb = SummaryWriter(logdir=str(pathlib.Path(workdir) / "tb"))
 
     def write(self, step: int, split: str, metrics: dict) -> None:
@@ -42,6 +46,12 @@ class MetricWriter:
     def close(self) -> None:
         self._file.close()
         self._tb.close()
+
+
+def _last_byte(path: pathlib.Path) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(-1, 2)
+        return f.read(1)
 
 
 def _json_number(v) -> Optional[float]:
