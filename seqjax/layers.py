@@ -144,7 +144,8 @@ def rnn(
             if residual and ys.shape[-1] == xs.shape[-1]:
                 skip = xs.astype(ys.dtype)
                 if lengths is not None:  # padding stays zero: the skip adds nothing past the end
-                    valid = jnp.arange(xs.shape[-2]) < jnp.asarray(lengths)[..., None]
+                    n = jnp.asarray(lengths)
+                    valid = jnp.arange(xs.shape[-2], dtype=n.dtype) < n[..., None]
                     skip = jnp.where(valid[..., None], skip, jnp.zeros_like(skip))
                 ys = ys + skip
             if train and dropout_rate > 0.0 and i < len(cells) - 1:

@@ -40,7 +40,7 @@ def reverse_within_lengths(xs: jax.Array, lengths: Optional[jax.Array]) -> jax.A
     if lengths is None:
         return jnp.flip(xs, axis=-2) if xs.ndim >= 2 else jnp.flip(xs)
     lengths = jnp.asarray(lengths)
-    t = jnp.arange(T)
+    t = jnp.arange(T, dtype=lengths.dtype)  # same integer type: no promotion under x64
     idx = jnp.where(t < lengths[..., None], lengths[..., None] - 1 - t, t)  # (*batch, T)
     idx = idx.reshape(idx.shape + (1,) * (xs.ndim - idx.ndim))
     return jnp.take_along_axis(xs, idx, axis=lengths.ndim)
@@ -160,7 +160,8 @@ def unroll(
     step_fn = cell.recur if hoist else cell.step
     valid = None
     if lengths is not None:
-        valid = jnp.arange(T).reshape((T,) + (1,) * len(batch_shape)) < lengths  # (T, *batch)
+        t = jnp.arange(T, dtype=lengths.dtype)
+        valid = t.reshape((T,) + (1,) * len(batch_shape)) < lengths  # (T, *batch)
     resets_tm = tm(resets) if resets is not None else None
 
     def body(c, scanned):

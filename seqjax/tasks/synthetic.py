@@ -194,8 +194,10 @@ BASELINES: dict[str, Callable[..., dict]] = {
 
 
 def mse(outputs: jax.Array, batch: dict) -> tuple:
-    """Mean squared error of a scalar prediction ``outputs (B, 1)`` against ``y (B,)``."""
-    loss = jnp.mean(jnp.square(outputs[..., 0] - batch["y"]))
+    """Mean squared error of a scalar prediction ``outputs (B, 1)`` against ``y (B,)``, in
+    float32 whatever the model's dtype (bfloat16 outputs are upcast first)."""
+    pred = outputs[..., 0].astype(jnp.float32)
+    loss = jnp.mean(jnp.square(pred - jnp.asarray(batch["y"], jnp.float32)))
     return loss, {"mse": loss}
 
 

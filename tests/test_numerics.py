@@ -1,0 +1,115 @@
+"""Numerical robustness: extreme, constant and very long inputs give finite outputs and
+gradients for every cell, and the losses are stable and float32 even for bfloat16 models."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import seqjax
+from seqjax import cells
+from seqjax.tasks import synthetic
+
+CELLS = tuple(cells.names())
+B, T, D, H = 2, 16, 3, 4
+
+
+def finite_forward_and_grad(name, xs, **kw):
+    cell = cells.get(name, H)
+    params = cell.init(jax.random.key(0), xs.shape[-1])
+
+    def loss(p, x):
+        ys, carry = seqjax.unroll(cell, p, x, **kw)
+        return jnp.mean(jnp.square(ys)) + sum(jnp.mean(c) for c in jax.tree.leaves(carry))
+
+    value, (gp, gx) = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(params, xs)
+    assert np.isfinite(float(value)), (name, float(value))
+    for g in jax.tree.leaves((gp, gx)):
+        assert np.all(np.isfinite(np.asarray(g))), name
+    return value
+
+
+INPUTS = {
+    "magnitude-1e4": lambda: np.random.default_rng(0).normal(size=(B, T, D)) * 1e4,
+    "minus-1e4": lambda: np.full((B, T, D), -1e4),
+    "all-zero": lambda: np.zeros((B, T, D)),
+    "all-identical": lambda: np.full((B, T, D), 0.7),
+}
+
+
+@pytest.mark.parametrize("kind", INPUTS)
+@pytest.mark.parametrize("name", CELLS)
+def test_extreme_inputs_finite(name, kind):
+    xs = jnp.asarray(INPUTS[kind](), jnp.float32)
+    finite_forward_and_grad(name, xs)
+    finite_forward_and_grad(name, xs, lengths=jnp.array([T, 3]), reverse=True)
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_identical_inputs_give_identical_sequences(name):
+    """Equal sequences in a batch give equal outputs (no cross-talk), e.g. for all-zero inputs."""
+    cell = cells.get(name, H)
+    params = cell.init(jax.random.key(0), D)
+    ys, _ = seqjax.unroll(cell, params, jnp.full((B, T, D), 0.7, jnp.float32))
+    np.testing.assert_array_equal(np.asarray(ys[0]), np.asarray(ys[1]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CELLS)
+def test_very_long_sequence_with_remat(name):
+    """T = 10^5, batch 1, hidden 4, forward + gradient with ``remat=True``."""
+    xs = jnp.asarray(np.random.default_rng(1).normal(size=(1, 100_000, 2)), jnp.float32)
+    finite_forward_and_grad(name, xs, remat=True)
+
+
+LOGITS = np.array([[1e4, -1e4, 0.0], [30.0, 29.0, -5.0], [0.0, 0.0, 0.0]])
+LABELS = np.array([1, 0, 2])
+
+
+def reference_nll(logits, labels):
+    """Log-sum-exp in float64 with the max subtracted (the stable formula)."""
+    z = logits.astype(np.float64)
+    m = z.max(-1, keepdims=True)
+    lse = m[:, 0] + np.log(np.exp(z - m).sum(-1))
+    return np.mean(lse - z[np.arange(len(labels)), labels])
+
+
+def test_xent_is_stable_and_float32_for_bfloat16_logits():
+    logits = jnp.asarray(LOGITS, jnp.bfloat16)
+    loss, metrics = synthetic.xent(logits, {"y": jnp.asarray(LABELS)})
+    assert loss.dtype == jnp.float32 and metrics["accuracy"].dtype == jnp.float32
+    as_bf16 = np.asarray(logits.astype(jnp.float32))  # the values the model produced
+    np.testing.assert_allclose(float(loss), reference_nll(as_bf16, LABELS), rtol=1e-6)
+    optax_loss = optax.softmax_cross_entropy_with_integer_labels(
+        logits.astype(jnp.float32), jnp.asarray(LABELS)
+    ).mean()
+    np.testing.assert_allclose(float(loss), float(optax_loss), rtol=1e-6)
+    grad = jax.grad(lambda z: synthetic.xent(z, {"y": jnp.asarray(LABELS)})[0])(logits)
+    assert grad.dtype == jnp.bfloat16 and np.all(np.isfinite(np.asarray(grad, np.float32)))
+
+
+def test_mse_is_float32_for_bfloat16_outputs():
+    out = jnp.asarray([[1.5], [-2.0], [300.0]], jnp.bfloat16)
+    y = jnp.asarray([1.0, 0.0, 0.5], jnp.float32)
+    loss, _ = synthetic.mse(out, {"y": y})
+    assert loss.dtype == jnp.float32
+    ref = np.mean((np.array([1.5, -2.0, 300.0]) - np.array([1.0, 0.0, 0.5])) ** 2)
+    np.testing.assert_allclose(float(loss), ref, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_bfloat16_model_gives_float32_loss(name):
+    """A cell in bfloat16 end to end, loss through the task's cross-entropy in float32."""
+    cell = cells.get(name, H, param_dtype=jnp.bfloat16)
+    params = cell.init(jax.random.key(0), D)
+    xs = jnp.asarray(np.random.default_rng(0).normal(size=(B, T, D)) * 1e3, jnp.bfloat16)
+
+    def loss(p):
+        ys, _ = seqjax.unroll(cell, p, xs)
+        return synthetic.xent(ys[:, -1, :3] * 100, {"y": jnp.asarray([0, 2])})[0]
+
+    value, grads = jax.value_and_grad(loss)(params)
+    assert value.dtype == jnp.float32 and np.isfinite(float(value))
+    for g in jax.tree.leaves(grads):
+        assert g.dtype == jnp.bfloat16 and np.all(np.isfinite(np.asarray(g, np.float32)))
