@@ -15,6 +15,9 @@ import shutil
 import subprocess
 import sys
 
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from seqjax import cli, data
@@ -75,53 +78,137 @@ def copy_trained(tmp_path, trained):
 
 # (id, argv with {w} = the workdir, which workdir, words the error line must contain)
 CLI_CASES = [
-    ("unknown-key", ["train", SMOKE, "--workdir={w}", "--config.model.cel=gru"], "fresh",
-     ["model.cel", "did you mean model.cell"]),
-    ("wrong-type", ["train", SMOKE, "--workdir={w}", "--config.model.hidden_size=big"], "fresh",
-     ["hidden_size", "big", "expected int"]),
-    ("unknown-cell", ["train", SMOKE, "--workdir={w}", "--config.model.cell=lsmt"], "fresh",
-     ["lsmt", "choose one of"]),
-    ("negative-size", ["train", SMOKE, "--workdir={w}", "--config.model.hidden_size=-3"], "fresh",
-     ["model.hidden_size=-3", "positive integer"]),
-    ("zero-layers", ["train", SMOKE, "--workdir={w}", "--config.model.num_layers=0"], "fresh",
-     ["model.num_layers=0", "positive integer"]),
-    ("zero-seq-len", ["train", SMOKE, "--workdir={w}", "--config.data.seq_len=0"], "fresh",
-     ["seq_len=0"]),
-    ("zero-steps", ["train", SMOKE, "--workdir={w}", "--config.train.num_steps=0"], "fresh",
-     ["train.num_steps=0", "positive integer"]),
-    ("zero-batch", ["train", SMOKE, "--workdir={w}", "--config.train.batch_size=0"], "fresh",
-     ["train.batch_size=0"]),
-    ("bad-optimizer", ["train", SMOKE, "--workdir={w}", "--config.optim.name=adamm"], "fresh",
-     ["adamm", "choose one of"]),
-    ("negative-lr", ["train", SMOKE, "--workdir={w}", "--config.optim.learning_rate=-0.1"],
-     "fresh", ["optim.learning_rate=-0.1"]),
-    ("dropout-above-1", ["train", SMOKE, "--workdir={w}", "--config.model.dropout=1.5"], "fresh",
-     ["model.dropout=1.5"]),
-    ("unknown-task", ["train", SMOKE, "--workdir={w}", "--config.task=translate"], "fresh",
-     ["translate", "choose one of"]),
-    ("unknown-problem", ["train", SMOKE, "--workdir={w}", "--config.data.name=subtracting"],
-     "fresh", ["subtracting"]),
-    ("unknown-preset", ["train", f"--config={CONFIG}:smok", "--workdir={w}"], "fresh",
-     ["smok", "choose from"]),
-    ("missing-config-file", ["train", "--config=configs/nope.py", "--workdir={w}"], "fresh",
-     ["nope.py"]),
+    (
+        "unknown-key",
+        ["train", SMOKE, "--workdir={w}", "--config.model.cel=gru"],
+        "fresh",
+        ["model.cel", "did you mean model.cell"],
+    ),
+    (
+        "wrong-type",
+        ["train", SMOKE, "--workdir={w}", "--config.model.hidden_size=big"],
+        "fresh",
+        ["hidden_size", "big", "expected int"],
+    ),
+    (
+        "unknown-cell",
+        ["train", SMOKE, "--workdir={w}", "--config.model.cell=lsmt"],
+        "fresh",
+        ["lsmt", "choose one of"],
+    ),
+    (
+        "negative-size",
+        ["train", SMOKE, "--workdir={w}", "--config.model.hidden_size=-3"],
+        "fresh",
+        ["model.hidden_size=-3", "positive integer"],
+    ),
+    (
+        "zero-layers",
+        ["train", SMOKE, "--workdir={w}", "--config.model.num_layers=0"],
+        "fresh",
+        ["model.num_layers=0", "positive integer"],
+    ),
+    (
+        "zero-seq-len",
+        ["train", SMOKE, "--workdir={w}", "--config.data.seq_len=0"],
+        "fresh",
+        ["seq_len=0"],
+    ),
+    (
+        "zero-steps",
+        ["train", SMOKE, "--workdir={w}", "--config.train.num_steps=0"],
+        "fresh",
+        ["train.num_steps=0", "positive integer"],
+    ),
+    (
+        "zero-batch",
+        ["train", SMOKE, "--workdir={w}", "--config.train.batch_size=0"],
+        "fresh",
+        ["train.batch_size=0"],
+    ),
+    (
+        "bad-optimizer",
+        ["train", SMOKE, "--workdir={w}", "--config.optim.name=adamm"],
+        "fresh",
+        ["adamm", "choose one of"],
+    ),
+    (
+        "negative-lr",
+        ["train", SMOKE, "--workdir={w}", "--config.optim.learning_rate=-0.1"],
+        "fresh",
+        ["optim.learning_rate=-0.1"],
+    ),
+    (
+        "dropout-above-1",
+        ["train", SMOKE, "--workdir={w}", "--config.model.dropout=1.5"],
+        "fresh",
+        ["model.dropout=1.5"],
+    ),
+    (
+        "unknown-task",
+        ["train", SMOKE, "--workdir={w}", "--config.task=translate"],
+        "fresh",
+        ["translate", "choose one of"],
+    ),
+    (
+        "unknown-problem",
+        ["train", SMOKE, "--workdir={w}", "--config.data.name=subtracting"],
+        "fresh",
+        ["subtracting"],
+    ),
+    (
+        "unknown-preset",
+        ["train", f"--config={CONFIG}:smok", "--workdir={w}"],
+        "fresh",
+        ["smok", "choose from"],
+    ),
+    (
+        "missing-config-file",
+        ["train", "--config=configs/nope.py", "--workdir={w}"],
+        "fresh",
+        ["nope.py"],
+    ),
     ("missing-workdir", ["train", SMOKE], "fresh", ["--workdir", "missing"]),
     ("unknown-flag", ["train", SMOKE, "--wrokdir={w}"], "fresh", ["wrokdir"]),
     ("unknown-command", ["trian", "--workdir={w}"], "fresh", ["trian", "choose one of"]),
-    ("workdir-is-a-file", ["train", SMOKE, "--workdir={w}/notes.txt"], "fresh",
-     ["notes.txt", "is a file"]),
+    (
+        "workdir-is-a-file",
+        ["train", SMOKE, "--workdir={w}/notes.txt"],
+        "fresh",
+        ["notes.txt", "is a file"],
+    ),
     ("eval-no-checkpoint", ["eval", "--workdir={w}"], "fresh", ["has no checkpoints", "train"]),
-    ("eval-bad-choice", ["eval", "--workdir={w}", "--checkpoint=worst"], "trained",
-     ["worst", "best, latest"]),
-    ("eval-unknown-split", ["eval", "--workdir={w}", "--split=dev"], "trained",
-     ["dev", "choose one of"]),
+    (
+        "eval-bad-choice",
+        ["eval", "--workdir={w}", "--checkpoint=worst"],
+        "trained",
+        ["worst", "best, latest"],
+    ),
+    (
+        "eval-unknown-split",
+        ["eval", "--workdir={w}", "--split=dev"],
+        "trained",
+        ["dev", "choose one of"],
+    ),
     ("report-no-metrics", ["report", "--workdir={w}"], "fresh", ["metrics.jsonl", "train first"]),
-    ("other-architecture", ["train", SMOKE, "--workdir={w}", "--config.model.cell=gru"],
-     "trained", ["model.cell", "'gru'", "new --workdir"]),
-    ("other-hidden-size", ["train", SMOKE, "--workdir={w}", "--config.model.hidden_size=16"],
-     "trained", ["model.hidden_size", "16", "new --workdir"]),
-    ("all-checkpoints-damaged", ["train", SMOKE, "--workdir={w}"], "damaged",
-     ["every checkpoint is damaged", "new --workdir"]),
+    (
+        "other-architecture",
+        ["train", SMOKE, "--workdir={w}", "--config.model.cell=gru"],
+        "trained",
+        ["model.cell", "'gru'", "new --workdir"],
+    ),
+    (
+        "other-hidden-size",
+        ["train", SMOKE, "--workdir={w}", "--config.model.hidden_size=16"],
+        "trained",
+        ["model.hidden_size", "16", "new --workdir"],
+    ),
+    (
+        "all-checkpoints-damaged",
+        ["train", SMOKE, "--workdir={w}"],
+        "damaged",
+        ["every checkpoint is damaged", "new --workdir"],
+    ),
     ("eval-all-damaged", ["eval", "--workdir={w}"], "damaged-meta", ["no complete readable"]),
 ]
 
@@ -164,8 +251,12 @@ def test_cli_bad_input(case, tmp_path, trained, capsys):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "case", [c for c in CLI_CASES if c[0] in ("unknown-key", "eval-no-checkpoint",
-                                                "all-checkpoints-damaged")],
+    "case",
+    [
+        c
+        for c in CLI_CASES
+        if c[0] in ("unknown-key", "eval-no-checkpoint", "all-checkpoints-damaged")
+    ],
     ids=lambda c: c[0],
 )
 def test_cli_bad_input_subprocess(case, tmp_path, trained):
@@ -175,12 +266,16 @@ def test_cli_bad_input_subprocess(case, tmp_path, trained):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
     done = subprocess.run(
         [sys.executable, "-m", "seqjax.cli", *[a.format(w=w) for a in argv]],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert done.returncode == 2, done.stderr
     err = "\n".join(
-        line for line in done.stderr.splitlines() if "CheckpointWarning" not in line
-        and not line.startswith("  warnings.warn")
+        line
+        for line in done.stderr.splitlines()
+        if "CheckpointWarning" not in line and not line.startswith("  warnings.warn")
     )
     check_error_line(err, words)
     assert_kept(before, snapshot(w))
@@ -196,32 +291,61 @@ def write(path, content):
 
 
 def lm_config(tmp_path, text=b"hello world\n" * 50, **over):
-    return {"source": "files", "train_files": write(tmp_path / "train.txt", text),
-            "cache_dir": "", **over}
+    return {
+        "source": "files",
+        "train_files": write(tmp_path / "train.txt", text),
+        "cache_dir": "",
+        **over,
+    }
 
 
 def cls_config(tmp_path, csv="text,label\ngood film,pos\nbad film,neg\n" * 10, **over):
-    return {"source": "files", "train_files": write(tmp_path / "train.csv", csv),
-            "cache_dir": "", **over}
+    return {
+        "source": "files",
+        "train_files": write(tmp_path / "train.csv", csv),
+        "cache_dir": "",
+        **over,
+    }
 
 
 DATA_CASES = [
-    ("missing-file", "lm", lambda t: {"source": "files", "train_files": str(t / "nope.txt"),
-                                      "cache_dir": ""}, ["nope.txt"]),
+    (
+        "missing-file",
+        "lm",
+        lambda t: {"source": "files", "train_files": str(t / "nope.txt"), "cache_dir": ""},
+        ["nope.txt"],
+    ),
     ("empty-file", "lm", lambda t: lm_config(t, b""), ["train.txt", "empty"]),
     ("non-utf8", "lm", lambda t: lm_config(t, b"caf\xe9 \xff\xfe\n" * 20), ["train.txt"]),
     ("all-empty-texts", "lm", lambda t: lm_config(t, b"\n \n\n"), ["all texts are empty"]),
-    ("all-empty-jsonl", "cls", lambda t: {
-        "source": "files", "cache_dir": "",
-        "train_files": write(t / "train.jsonl", '{"text": "", "label": 1}\n' * 10)},
-     ["train.jsonl", "all texts are empty"]),
-    ("missing-column", "cls", lambda t: cls_config(t, "sentence,label\ngood,pos\nbad,neg\n" * 9),
-     ["text"]),
-    ("unknown-label", "cls", lambda t: cls_config(t, labels="neg,pos",
-                                                   csv="text,label\na,pos\nb,meh\n" * 10),
-     ["meh"]),
-    ("hub-offline", "cls", lambda t: {"source": "hub", "hub_id": "nobody/no-such-dataset",
-                                      "cache_dir": ""}, ["nobody/no-such-dataset"]),
+    (
+        "all-empty-jsonl",
+        "cls",
+        lambda t: {
+            "source": "files",
+            "cache_dir": "",
+            "train_files": write(t / "train.jsonl", '{"text": "", "label": 1}\n' * 10),
+        },
+        ["train.jsonl", "all texts are empty"],
+    ),
+    (
+        "missing-column",
+        "cls",
+        lambda t: cls_config(t, "sentence,label\ngood,pos\nbad,neg\n" * 9),
+        ["text"],
+    ),
+    (
+        "unknown-label",
+        "cls",
+        lambda t: cls_config(t, labels="neg,pos", csv="text,label\na,pos\nb,meh\n" * 10),
+        ["meh"],
+    ),
+    (
+        "hub-offline",
+        "cls",
+        lambda t: {"source": "hub", "hub_id": "nobody/no-such-dataset", "cache_dir": ""},
+        ["nobody/no-such-dataset"],
+    ),
     ("unknown-tokenizer", "lm", lambda t: lm_config(t, tokenizer="morse"), ["morse"]),
     ("unknown-format", "lm", lambda t: lm_config(t, format="xml"), ["xml"]),
     ("negative-fraction", "lm", lambda t: lm_config(t, validation_fraction=-0.5), ["-0.5"]),
@@ -243,8 +367,9 @@ def test_data_bad_input(case, tmp_path):
 def test_batch_larger_than_data():
     with pytest.raises(UserError, match="batch_size=64"):
         data.lm_rows(list(range(50)), 64)
-    split = data.ClassifySplit(tokens=[1, 2, 3], starts=[0, 1, 2], lengths=[1, 1, 1],
-                               labels=[0, 1, 0])
+    split = data.ClassifySplit(
+        tokens=[1, 2, 3], starts=[0, 1, 2], lengths=[1, 1, 1], labels=[0, 1, 0]
+    )
     with pytest.raises(UserError, match="batch_size=8"):
         data.classify_steps_per_epoch(split, 8, drop_remainder=True)
 
@@ -273,20 +398,14 @@ def test_damaged_latest_checkpoint_falls_back(tmp_path, trained, capsys):
         assert cli.main(["train", SMOKE, f"--workdir={w}"]) == 0
     out = capsys.readouterr().out
     assert "resuming at step 3" in out
-    damaged = {k.replace("checkpoints/6.damaged/", "checkpoints/6/"): v
-               for k, v in snapshot(w).items() if k.startswith("checkpoints/6.damaged/")}
+    damaged = {
+        k.replace("checkpoints/6.damaged/", "checkpoints/6/"): v
+        for k, v in snapshot(w).items()
+        if k.startswith("checkpoints/6.damaged/")
+    }
     assert damaged == {k: v for k, v in before.items() if k.startswith("checkpoints/6/")}
     # The redone step 6 equals the undamaged original bit for bit.
-    original = snapshot(trained)
-    redone = snapshot(w)
-    state_files = [k for k in original if k.startswith("checkpoints/6/state/")]
-    assert state_files
-    import orbax.checkpoint as ocp
-    import numpy as np
-    import jax
-
     a = ocp.StandardCheckpointer().restore(trained / "checkpoints" / "6" / "state")
     b = ocp.StandardCheckpointer().restore(w / "checkpoints" / "6" / "state")
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-    assert redone  # the run wrote its files

@@ -66,9 +66,7 @@ def unroll(name, xs, **kw):
     key = (name, flags, tuple(sorted(arrays)), xs.shape)
     if key not in _UNROLL:
         cell, params, _ = cell_and_params(name)
-        _UNROLL[key] = jax.jit(
-            lambda p, x, a: seqjax.unroll(cell, p, x, **a, **dict(flags))
-        )
+        _UNROLL[key] = jax.jit(lambda p, x, a: seqjax.unroll(cell, p, x, **a, **dict(flags)))
     _, params, _ = cell_and_params(name)
     return _UNROLL[key](params, jnp.asarray(xs), {k: jnp.asarray(v) for k, v in arrays.items()})
 
@@ -145,15 +143,17 @@ def test_bidirectional_halves_equal_each_direction(name, xs, lengths):
     step = jax.jit(cell.step)
     for b in range(B):
         L = int(lengths[b])
-        for half, p, x, flip in ((0, params[0]["fwd"], xs[b, :L], False),
-                                 (1, params[0]["bwd"], xs[b, :L][::-1], True)):
+        for half, p, x, flip in (
+            (0, params[0]["fwd"], xs[b, :L], False),
+            (1, params[0]["bwd"], xs[b, :L][::-1], True),
+        ):
             c = cell.initial_carry(p, ())
             out = []
             for t in range(L):
                 c, y = step(p, c, jnp.asarray(x[t]))
                 out.append(np.asarray(y))
             ref = np.stack(out) if out else np.zeros((0, H), np.float32)
-            got = np.asarray(ys[b, :L, half * H:(half + 1) * H])
+            got = np.asarray(ys[b, :L, half * H : (half + 1) * H])
             np.testing.assert_allclose(got, ref[::-1] if flip else ref, **TOL)
         assert np.all(np.asarray(ys[b, L:]) == 0)
 
@@ -170,7 +170,7 @@ def test_invariant_to_extra_padding(name, xs, lengths, reverse, seed):
     garbage = np.random.default_rng(seed).normal(size=(B, 4, D)).astype(np.float32) * 100
     padded = np.concatenate([xs, garbage], axis=1)
     for b in range(B):  # garbage also in the original padding region
-        padded[b, lengths[b]:T] = garbage[b, 0]
+        padded[b, lengths[b] : T] = garbage[b, 0]
     ys, carry = unroll(name, xs, lengths=lengths, reverse=reverse)
     ys_p, carry_p = unroll(name, padded, lengths=lengths, reverse=reverse)
     np.testing.assert_allclose(np.asarray(ys_p[:, :T]), np.asarray(ys), **TOL)
@@ -187,7 +187,10 @@ def test_float64_agrees_with_float32(name, xs, lengths, reverse):
         _, p32, _ = cell_and_params(name)
         p64 = jax.tree.map(lambda a: jnp.asarray(np.asarray(a, np.float64)), p32)
         ys64, c64 = seqjax.unroll(
-            cell, p64, jnp.asarray(xs, jnp.float64), lengths=jnp.asarray(lengths),
+            cell,
+            p64,
+            jnp.asarray(xs, jnp.float64),
+            lengths=jnp.asarray(lengths),
             reverse=reverse,
         )
         assert ys64.dtype == jnp.float64
