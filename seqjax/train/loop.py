@@ -6,7 +6,8 @@ The loop owns every side effect of a run and talks to the task only through
 1. validate the config and build the task and optimizer (mistakes end here, before any file is
    written);
 2. resume from the latest complete checkpoint in ``WORKDIR/checkpoints`` if there is one (after
-   checking it belongs to the same experiment), else start from fresh parameters;
+   checking it belongs to the same experiment; a damaged one is skipped with a warning, moved to
+   ``<step>.damaged`` and the next older one used), else start from fresh parameters;
 3. for ``step`` in ``[start, num_steps)``: ``state, metrics = train_step(state, task.batch(step),
    key)``. Batches are a function of ``(seed, step)`` and randomness of ``(key, step)``, so a
    resumed run continues bitwise as if it had never stopped;
