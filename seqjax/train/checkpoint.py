@@ -169,7 +169,7 @@ def restore_newest(
     for step in steps:
         try:
             meta = read_meta(mngr, step)
-        except Exception as e:  # noqa: BLE001: any unreadable file means a damaged checkpoint
+        except Exception as e:  # any unreadable file means a damaged checkpoint
             reason = _first_line(e)
         else:
             if check is not None:
@@ -177,7 +177,7 @@ def restore_newest(
             try:
                 restored_state, restored_rng = restore(mngr, step, state, rng)
                 return step, meta, restored_state, restored_rng, damaged
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:  # likewise damaged
                 reason = _first_line(e)
         damaged.append(step)
         reasons.append(reason)

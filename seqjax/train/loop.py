@@ -326,7 +326,7 @@ def evaluate_checkpoint(
             try:
                 meta = checkpoint.read_meta(mngr, latest)
                 break
-            except Exception:  # noqa: BLE001: damaged; restore_newest below warns about it
+            except Exception:  # damaged: restore_newest below warns
                 continue
         if meta is None:
             raise UserError(
