@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("seqjax.train.commands:train", "train (or resume) an experiment config in a workdir"),
@@ -51,11 +52,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     target, _ = COMMANDS[name]
     module, func = target.split(":")
+    # A warning (e.g. a damaged checkpoint skipped) is one line too, not Python's two.
+    formatwarning = warnings.formatwarning
+    warnings.formatwarning = lambda message, *_, **__: f"seqjax {name}: warning: {message}\n"
     try:
         return int(getattr(importlib.import_module(module), func)(argv) or 0)
     except UserError as e:
         print(f"seqjax {name}: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = formatwarning
 
 
 if __name__ == "__main__":
