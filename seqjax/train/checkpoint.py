@@ -193,6 +193,50 @@ def restore_newest(
     )
 
 
+def open_workdir(workdir, which: str = "best", *, train_hint: str = "--config FILE") -> tuple:
+    """``(checkpoint directory, meta, step)`` for ``seqjax eval/sample/predict --workdir``.
+
+    ``meta`` comes from the newest checkpoint whose metadata reads (older ones are tried when the
+    newest is damaged; :func:`restore_newest` warns when the parameters are restored). ``step`` is
+    the step to restore first: the best checkpoint for ``which="best"``, else the latest.
+    A workdir without a readable checkpoint is a :class:`UserError` that says how to train one.
+    """
+    if which not in ("best", "latest"):
+        raise UserError(f"--checkpoint={which!r}: choose one of best, latest")
+    ckpt_dir = pathlib.Path(workdir) / "checkpoints"
+    train_first = f"train first with seqjax train {train_hint} --workdir {workdir}"
+    if not ckpt_dir.is_dir():
+        raise UserError(
+            f"--workdir={workdir}: has no checkpoints ({ckpt_dir} is missing); {train_first}"
+        )
+    mngr = manager(ckpt_dir, create=False)
+    try:
+        meta = latest = None
+        for latest in sorted(mngr.all_steps(), reverse=True):
+            try:
+                meta = read_meta(mngr, latest)
+                break
+            except Exception:  # damaged: restore_newest warns when it reaches it
+                continue
+        if meta is None:
+            raise UserError(
+                f"--workdir={workdir}: {ckpt_dir} holds no complete readable checkpoint; "
+                + train_first
+            )
+    finally:
+        mngr.close()
+    step = latest
+    if which == "best":
+        ranked = manager(
+            ckpt_dir, best_metric=meta["best_metric"], best_mode=meta["best_mode"], create=False
+        )
+        try:
+            step = ranked.best_step() or latest
+        finally:
+            ranked.close()
+    return ckpt_dir, meta, int(step)
+
+
 def move_aside(mngr: ocp.CheckpointManager, steps) -> None:
     """Renames damaged checkpoints ``<step>`` to ``<step>.damaged[-N]`` (kept, never deleted),
     so that training can write those steps again."""
@@ -213,6 +257,7 @@ def _first_line(e: BaseException) -> str:
 
 
 __all__ = [
+    "open_workdir",
     "ITEMS",
     "SAVE_DELAY_ENV",
     "CheckpointWarning",

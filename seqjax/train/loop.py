@@ -311,30 +311,7 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Evaluates the ``"best"`` (or ``"latest"``) checkpoint of ``workdir`` on ``split`` (the
     task's validation split by default), from nothing but the workdir."""
-    ckpt_dir = pathlib.Path(workdir) / "checkpoints"
-    if which not in ("best", "latest"):
-        raise UserError(f"--checkpoint={which!r}: choose one of best, latest")
-    if not ckpt_dir.is_dir():
-        raise UserError(
-            f"--workdir={workdir}: has no checkpoints ({ckpt_dir} is missing); train first with "
-            f"seqjax train --config FILE --workdir {workdir}"
-        )
-    mngr = checkpoint.manager(ckpt_dir, create=False)
-    try:
-        meta = None
-        for latest in sorted(mngr.all_steps(), reverse=True):
-            try:
-                meta = checkpoint.read_meta(mngr, latest)
-                break
-            except Exception:  # damaged: restore_newest below warns
-                continue
-        if meta is None:
-            raise UserError(
-                f"--workdir={workdir}: {ckpt_dir} holds no complete readable checkpoint; "
-                f"train first with seqjax train --config FILE --workdir {workdir}"
-            )
-    finally:
-        mngr.close()
+    ckpt_dir, meta, first = checkpoint.open_workdir(workdir, which)
     import ml_collections
 
     config = ml_collections.ConfigDict(meta["config"])
@@ -347,7 +324,6 @@ def evaluate_checkpoint(
         ckpt_dir, best_metric=task.best_metric, best_mode=task.best_mode, create=False
     )
     try:
-        first = mngr.best_step() if which == "best" else latest
         step, _, state, _, _ = checkpoint.restore_newest(
             mngr, *_abstract_state(task, tx), first=first
         )

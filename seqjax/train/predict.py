@@ -42,22 +42,9 @@ class Predictor:
         from seqjax.train import checkpoint, optim
         from seqjax.train.loop import _abstract_state
 
-        ckpt_dir = pathlib.Path(workdir) / "checkpoints"
-        if which not in ("best", "latest"):
-            raise UserError(f"--checkpoint={which!r}: choose one of best, latest")
-        if not ckpt_dir.is_dir():
-            raise UserError(
-                f"--workdir={workdir}: has no checkpoints ({ckpt_dir} is missing); train first "
-                f"with seqjax train --config configs/sentiment/sst2.py --workdir {workdir}"
-            )
-        mngr = checkpoint.manager(ckpt_dir, create=False)
-        try:
-            latest = mngr.latest_step()
-            if latest is None:
-                raise UserError(f"--workdir={workdir}: {ckpt_dir} holds no complete checkpoint")
-            meta = checkpoint.read_meta(mngr, latest)
-        finally:
-            mngr.close()
+        ckpt_dir, meta, first = checkpoint.open_workdir(
+            workdir, which, train_hint="--config configs/sentiment/sst2.py"
+        )
         task_meta = meta["task"]
         if task_meta.get("task") != "classify":
             raise UserError(
@@ -78,8 +65,10 @@ class Predictor:
             ckpt_dir, best_metric=meta["best_metric"], best_mode=meta["best_mode"], create=False
         )
         try:
-            self.step = int(mngr.best_step() if which == "best" else latest)
-            state, _ = checkpoint.restore(mngr, self.step, *_abstract_state(shell, tx))
+            step, _, state, _, _ = checkpoint.restore_newest(
+                mngr, *_abstract_state(shell, tx), first=first
+            )
+            self.step = int(step)
         finally:
             mngr.close()
         self.params = state.params

@@ -10,7 +10,6 @@ seed gives the same text.
 from __future__ import annotations
 
 import functools
-import pathlib
 from typing import Optional
 
 import jax
@@ -30,22 +29,9 @@ from seqjax.train import step as step_lib
 def load_language_model(workdir, which: str = "best") -> tuple:
     """``(model, params, tokenizer, step)`` of the ``"best"`` or ``"latest"`` checkpoint of an LM
     run in ``workdir``."""
-    if which not in ("best", "latest"):
-        raise UserError(f"--checkpoint={which!r}: choose one of best, latest")
-    ckpt_dir = pathlib.Path(workdir) / "checkpoints"
-    if not ckpt_dir.is_dir():
-        raise UserError(
-            f"--workdir={workdir}: has no checkpoints ({ckpt_dir} is missing); train a language "
-            f"model first, e.g. seqjax train --config configs/quickstart.py --workdir {workdir}"
-        )
-    mngr = checkpoint.manager(ckpt_dir, create=False)
-    try:
-        latest = mngr.latest_step()
-        if latest is None:
-            raise UserError(f"--workdir={workdir}: {ckpt_dir} holds no complete checkpoint")
-        meta = checkpoint.read_meta(mngr, latest)
-    finally:
-        mngr.close()
+    ckpt_dir, meta, first = checkpoint.open_workdir(
+        workdir, which, train_hint="--config configs/quickstart.py"
+    )
     task_meta = meta.get("task", {})
     if task_meta.get("task") != "lm" or "tokenizer" not in task_meta:
         raise UserError(
@@ -74,8 +60,7 @@ def load_language_model(workdir, which: str = "best") -> tuple:
         ckpt_dir, best_metric=meta["best_metric"], best_mode=meta["best_mode"], create=False
     )
     try:
-        step = (mngr.best_step() if which == "best" else None) or latest
-        restored, _ = checkpoint.restore(mngr, step, state, rng)
+        step, _, restored, _, _ = checkpoint.restore_newest(mngr, state, rng, first=first)
     finally:
         mngr.close()
     return model, restored.params, tokenizer, int(step)
