@@ -82,11 +82,22 @@ def plot_metrics(workdir, out: Optional[str] = None) -> str:
     if path.suffix.lower() != ".png":
         raise UserError(f"--out={out}: give a .png file name")
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Written beside the target and renamed: a reader never sees half a file.
+    return save_figure(fig, path, dpi=110)
+
+
+def save_figure(fig, path: pathlib.Path, dpi: int = 110) -> str:
+    """Saves ``fig`` as ``path`` and closes it. Written beside the target and renamed, so a
+    reader never sees half a file; the file gets the usual permissions (``mkstemp`` gives 0600)."""
+    import matplotlib.pyplot as plt
+
+    path = pathlib.Path(path)
     fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
     os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
+        fig.savefig(tmp, dpi=dpi)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     finally:
         plt.close(fig)
@@ -95,4 +106,4 @@ def plot_metrics(workdir, out: Optional[str] = None) -> str:
     return str(path)
 
 
-__all__ = ["plot_metrics", "read_metrics"]
+__all__ = ["plot_metrics", "read_metrics", "save_figure"]

@@ -13,27 +13,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import pathlib
-import tempfile
 from collections import defaultdict
 
 import numpy as np
 
+from seqjax.train.report import save_figure
+
 
 def _save(fig, path: pathlib.Path) -> str:
-    import matplotlib.pyplot as plt
-
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=80)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return str(path)
+    return save_figure(fig, path, dpi=80)
 
 
 def _x(record: dict, spec: dict):
