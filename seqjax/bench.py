@@ -50,6 +50,9 @@ GLIBC_TUNABLES = (
 )
 BEGIN = "<!-- BEGIN seqjax bench cells (generated: rewritten by `seqjax bench cells --out`) -->"
 END = "<!-- END seqjax bench cells -->"
+# --mode=infer writes its own section, so the two tables live side by side in one file.
+INFER_BEGIN = BEGIN.replace("cells", "cells (mode infer)", 1)
+INFER_END = END.replace("cells", "cells (mode infer)", 1)
 
 
 class Result(NamedTuple):
@@ -79,7 +82,7 @@ def import_torch():
 # Each builder returns ``run(n)``: n training steps, blocking until the last one is done.
 
 
-def _jax_trainer(forward: Callable, rnn_params, xs, labels) -> Callable:
+def _jax_trainer(forward: Callable, rnn_params, xs, labels, mode: str = "train") -> Callable:
     import jax
     import jax.numpy as jnp
     import optax
@@ -107,6 +110,15 @@ def _jax_trainer(forward: Callable, rnn_params, xs, labels) -> Callable:
 
     step = jax.jit(train_step, donate_argnums=(0, 1))
     state = [params, opt.init(params)]
+    if mode == "infer":  # forward and loss only: no gradient, no update
+        infer = jax.jit(loss_fn)
+
+        def run_infer(n: int) -> None:
+            for _ in range(n):
+                loss = infer(params, xs, labels)
+            loss.block_until_ready()
+
+        return run_infer
 
     def run(n: int) -> None:
         p, s = state
@@ -118,28 +130,28 @@ def _jax_trainer(forward: Callable, rnn_params, xs, labels) -> Callable:
     return run
 
 
-def _seqjax(cell_name: str, H: int, hoist: bool, xs, labels) -> Callable:
+def _seqjax(cell_name: str, H: int, hoist, xs, labels, mode, backend="sequential") -> Callable:
     import jax
 
     import seqjax
 
     cell = seqjax.cells.get(cell_name, H)
     params = cell.init(jax.random.key(0), xs.shape[-1])
-    forward = lambda p, xs: seqjax.unroll(cell, p, xs, hoist=hoist)[0]
-    return _jax_trainer(forward, params, xs, labels)
+    forward = lambda p, xs: seqjax.unroll(cell, p, xs, hoist=hoist, backend=backend)[0]
+    return _jax_trainer(forward, params, xs, labels, mode)
 
 
-def _flax(cell_cls_name: str, H: int, xs, labels) -> Callable:
+def _flax(cell_cls_name: str, H: int, xs, labels, mode) -> Callable:
     import flax.linen as nn
     import jax
 
     model = nn.RNN(getattr(nn, cell_cls_name)(H))
     params = model.init(jax.random.key(0), xs)["params"]
     forward = lambda p, xs: model.apply({"params": p}, xs)
-    return _jax_trainer(forward, params, xs, labels)
+    return _jax_trainer(forward, params, xs, labels, mode)
 
 
-def _matmul_only(cell_name: str, H: int, xs, labels) -> Callable:
+def _matmul_only(cell_name: str, H: int, xs, labels, mode) -> Callable:
     """``h_t = sum over gate blocks of (x_t W_x + h_{t-1} W_h + b)``: the matmuls, no gate math."""
     import jax
     import jax.numpy as jnp
@@ -163,10 +175,10 @@ def _matmul_only(cell_name: str, H: int, xs, labels) -> Callable:
         _, ys = jax.lax.scan(body, h0, jnp.swapaxes(xs, 0, 1))
         return jnp.swapaxes(ys, 0, 1)
 
-    return _jax_trainer(forward, params, xs, labels)
+    return _jax_trainer(forward, params, xs, labels, mode)
 
 
-def _pytorch(torch, cell_name: str, H: int, xs_np, labels_np) -> Callable:
+def _pytorch(torch, cell_name: str, H: int, xs_np, labels_np, mode) -> Callable:
     torch.manual_seed(0)
     Module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "elman": torch.nn.RNN}[cell_name]
     rnn = Module(xs_np.shape[-1], H, batch_first=True)
@@ -174,6 +186,16 @@ def _pytorch(torch, cell_name: str, H: int, xs_np, labels_np) -> Callable:
     opt = torch.optim.Adam([*rnn.parameters(), *head.parameters()], lr=1e-3)
     x = torch.from_numpy(xs_np)
     y = torch.from_numpy(labels_np.astype("int64")).reshape(-1)
+
+    if mode == "infer":
+
+        def run_infer(n: int) -> None:
+            with torch.inference_mode():
+                for _ in range(n):
+                    out, _ = rnn(x)
+                    torch.nn.functional.cross_entropy(head(out).reshape(-1, CLASSES), y)
+
+        return run_infer
 
     def run(n: int) -> None:
         for _ in range(n):
@@ -193,7 +215,7 @@ FLAX_CELLS = {
 }
 
 
-def contenders(torch, cell_name: str, shape: tuple) -> dict:
+def contenders(torch, cell_name: str, shape: tuple, mode: str = "train") -> dict:
     import jax.numpy as jnp
     import numpy as np
 
@@ -203,13 +225,15 @@ def contenders(torch, cell_name: str, shape: tuple) -> dict:
     labels_np = rng.integers(0, CLASSES, (B, T)).astype(np.int32)
     xs, labels = jnp.asarray(xs_np), jnp.asarray(labels_np)
     runs = {
-        "PyTorch": _pytorch(torch, cell_name, H, xs_np, labels_np),
-        "seqjax hoist=False": _seqjax(cell_name, H, False, xs, labels),
-        "seqjax hoist=True": _seqjax(cell_name, H, True, xs, labels),
+        "PyTorch": _pytorch(torch, cell_name, H, xs_np, labels_np, mode),
+        "seqjax hoist=False": _seqjax(cell_name, H, False, xs, labels, mode),
+        "seqjax hoist=True": _seqjax(cell_name, H, True, xs, labels, mode),
     }
+    if cell_name == "lstm":  # the cells with a fused form (seqjax.cells.fused)
+        runs["seqjax fused"] = _seqjax(cell_name, H, None, xs, labels, mode, backend="fused")
     for name in FLAX_CELLS[cell_name]:
-        runs[f"Flax {name}"] = _flax(name, H, xs, labels)
-    runs["matmul-only scan"] = _matmul_only(cell_name, H, xs, labels)
+        runs[f"Flax {name}"] = _flax(name, H, xs, labels, mode)
+    runs["matmul-only scan"] = _matmul_only(cell_name, H, xs, labels, mode)
     return runs
 
 
@@ -286,11 +310,12 @@ def table(results: list) -> str:
         "PyTorch",
         "seqjax hoist=False",
         "seqjax hoist=True",
+        "seqjax fused",
         "Flax LSTMCell / GRUCell / SimpleCell",
         "Flax OptimizedLSTMCell",
         "matmul-only scan",
     ]
-    alias = {"Flax LSTMCell": 3, "Flax GRUCell": 3, "Flax SimpleCell": 3}
+    alias = {"Flax LSTMCell": 4, "Flax GRUCell": 4, "Flax SimpleCell": 4}
     rows = {}
     for r in results:
         rows.setdefault((r.cell, r.shape), {})[r.impl] = statistics.median(r.times)
@@ -344,7 +369,16 @@ def spread(results: list) -> str:
     return "n/a (under 4 rounds)" if worst is None else f"{worst:.0%}"
 
 
-def report(results: list, *, command: str, torch, load_before: str, load_after: str, rounds: int):
+def report(
+    results: list,
+    *,
+    command: str,
+    torch,
+    load_before: str,
+    load_after: str,
+    rounds: int,
+    mode: str = "train",
+):
     tunables = os.environ.get("GLIBC_TUNABLES")
     glibc = (
         f"set for this run: `GLIBC_TUNABLES={tunables}` (PERF_NOTES.md: removes the page faults "
@@ -354,8 +388,10 @@ def report(results: list, *, command: str, torch, load_before: str, load_after: 
     )
     return "\n".join(
         [
-            BEGIN,
-            "## Training step of one-layer cells (CPU)",
+            BEGIN if mode == "train" else INFER_BEGIN,
+            "## Training step of one-layer cells (CPU)"
+            if mode == "train"
+            else "## Inference of one-layer cells (CPU): forward and loss, no gradient",
             "",
             f"- Command: `{command}`",
             f"- Date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}",
@@ -369,8 +405,9 @@ def report(results: list, *, command: str, torch, load_before: str, load_after: 
             f"`OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}`"
             " (spin-waiting OpenMP threads are 5-100x slower on small steps when other jobs"
             " share the cores).",
-            f"- One step: forward, readout to {CLASSES} classes with cross-entropy at every step, "
-            "backward, Adam; float32; input size = hidden size. Median of "
+            f"- One step: forward, readout to {CLASSES} classes with cross-entropy at every step"
+            + (", backward, Adam" if mode == "train" else " (`torch.inference_mode()`, `jax.jit`)")
+            + "; float32; input size = hidden size. Median of "
             f"{rounds} rounds in rotated order, all contenders in one process; largest "
             f"interquartile range / median over all entries: {spread(results)}.",
             "",
@@ -383,12 +420,12 @@ def report(results: list, *, command: str, torch, load_before: str, load_after: 
             "The issue's bar (seqjax at its default `hoist` no slower than Flax's fastest LSTM):",
             "",
             *lstm_bar(results),
-            END,
+            END if mode == "train" else INFER_END,
         ]
     )
 
 
-def write_section(path: str, section: str) -> None:
+def write_section(path: str, section: str, begin: str = BEGIN, end: str = END) -> None:
     """Replaces the generated section of ``path`` (or appends it), keeping everything else.
 
     Written to a temporary file and renamed, so the file is never left half-written.
@@ -397,9 +434,9 @@ def write_section(path: str, section: str) -> None:
     if os.path.exists(path):
         with open(path) as f:
             old = f.read()
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        new = head + section + rest.split(END, 1)[1]
+    if begin in old and end in old:
+        head, rest = old.split(begin, 1)
+        new = head + section + rest.split(end, 1)[1]
     elif old:
         new = old.rstrip("\n") + "\n\n" + section + "\n"
     else:
@@ -437,6 +474,12 @@ def main(argv: list) -> int:
     parser.add_argument("--shapes", default=None, help="BATCHxTxHIDDEN,... (default: the 3)")
     parser.add_argument("--out", default=None, help="markdown file whose section to rewrite")
     parser.add_argument(
+        "--mode",
+        choices=["train", "infer"],
+        default="train",
+        help="train: forward, backward, Adam (default); infer: forward and loss only",
+    )
+    parser.add_argument(
         "--glibc-tunables",
         action="store_true",
         help="rerun in a child process with PERF_NOTES.md's GLIBC_TUNABLES (fewer page faults)",
@@ -468,7 +511,7 @@ def main(argv: list) -> int:
     for cell in cells:
         for shape in shapes:
             t0 = time.perf_counter()
-            runs = contenders(torch, cell, shape)
+            runs = contenders(torch, cell, shape, args.mode)
             times = time_group(runs, rounds)
             results += [Result(cell, shape, impl, ts) for impl, ts in times.items()]
             del runs
@@ -485,10 +528,12 @@ def main(argv: list) -> int:
         load_before=load_before,
         load_after=load_average(),
         rounds=rounds,
+        mode=args.mode,
     )
     print(section)
     if args.out:
-        write_section(args.out, section)
+        markers = (BEGIN, END) if args.mode == "train" else (INFER_BEGIN, INFER_END)
+        write_section(args.out, section, *markers)
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

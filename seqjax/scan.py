@@ -12,6 +12,7 @@ with its associative-scan form ``cell.parallel``, with the same ``lengths``, ``r
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 import jax
@@ -106,7 +107,13 @@ def unroll(
         associative-scan form, see :func:`parallel`; only for cells with ``cell.parallel``) or
         ``"auto"``: sequential for cells without a parallel form or when ``unroll``/``hoist``
         (options of the loop) are given, else the measured choice of :func:`auto_backend`.
-        ``unroll`` and ``hoist`` do not apply to the parallel backend.
+        ``unroll`` and ``hoist`` do not apply to the parallel backend. ``"fused"``: the cell's
+        recurrence with a hand-written backward pass (``cell.fused``, the LSTM's; see
+        :mod:`seqjax.cells.fused`) over the hoisted input projection; it takes ``lengths`` and
+        ``reverse`` but not ``resets``, ``return_carries``, ``remat`` or ``unroll``.
+        ``"cudnn"``: the LSTM through cuDNN (``jax.experimental.rnn``, :mod:`seqjax.cudnn`),
+        NVIDIA GPUs only, ``xs: (B, T, input)``, with ``lengths`` and ``reverse``; ``"auto"``
+        does not choose it (unmeasured here).
 
     Returns:
       ``(ys, carry)`` with ``ys: (*batch, T, hidden)``, or ``(ys, carry, carries)`` when
@@ -139,11 +146,28 @@ def unroll(
             remat=remat,
             return_carries=return_carries,
         )
+    if backend == "cudnn":
+        return _cudnn(cell, params, xs, carry, lengths, reverse, resets, return_carries, remat)
+    if backend == "fused":
+        unsupported = {
+            "resets": resets is not None,
+            "return_carries": return_carries,
+            "remat": remat,
+            "unroll": unroll != 1,
+            "hoist=False": hoist is False,
+        }
+        if cell.fused is None or any(unsupported.values()):
+            why = (
+                f"cell {cell.name!r} has no fused form"
+                if cell.fused is None
+                else "it does not take " + ", ".join(k for k, v in unsupported.items() if v)
+            )
+            raise ValueError(f"backend='fused': {why}; use backend='sequential'")
     batch_shape = xs.shape[:-2]
     T = xs.shape[-2]
     init_carry = cell.initial_carry(params, batch_shape) if carry is None else carry
     if hoist is None:
-        hoist = default_hoist()
+        hoist = default_hoist() or backend == "fused"
 
     if lengths is not None:
         lengths = jnp.broadcast_to(jnp.asarray(lengths), batch_shape)
@@ -175,9 +199,12 @@ def unroll(
             y = jnp.where(v.reshape(v.shape + (1,) * (y.ndim - v.ndim)), y, jnp.zeros_like(y))
         return new_c, ((y, new_c) if return_carries else y)
 
-    if remat:
-        body = jax.checkpoint(body)
-    final, out = jax.lax.scan(body, init_carry, (inputs, valid, resets_tm), unroll=unroll)
+    if backend == "fused":
+        final, out = _fused(cell, params, init_carry, inputs, valid, batch_shape)
+    else:
+        if remat:
+            body = jax.checkpoint(body)
+        final, out = jax.lax.scan(body, init_carry, (inputs, valid, resets_tm), unroll=unroll)
 
     bm = lambda a: jnp.moveaxis(a, 0, len(batch_shape))  # noqa: E731
     ys, carries = out if return_carries else (out, None)
@@ -192,7 +219,49 @@ def unroll(
     return ys, final, carries
 
 
-BACKENDS = ("auto", "sequential", "parallel")
+def _fused(cell: Cell, params, carry, ps, valid, batch_shape):
+    """``cell.fused`` over time-major projected inputs ``ps: (T, *batch, ...)``, with the batch
+    axes flattened into one for the call."""
+    T, B = ps.shape[0], math.prod(batch_shape)
+    flat = lambda a, lead: a.reshape((*lead, B) + a.shape[len(lead) + len(batch_shape) :])  # noqa: E731
+    valid = jnp.ones((T, B), bool) if valid is None else flat(valid, (T,))
+    ys, final = cell.fused(
+        params, jax.tree.map(lambda a: flat(a, ()), carry), flat(ps, (T,)), valid
+    )
+    unflat = lambda a, lead: a.reshape((*lead, *batch_shape) + a.shape[len(lead) + 1 :])  # noqa: E731
+    return jax.tree.map(lambda a: unflat(a, ()), final), unflat(ys, (T,))
+
+
+def _cudnn(cell: Cell, params, xs, carry, lengths, reverse, resets, return_carries, remat):
+    """``backend="cudnn"``: an LSTM through ``jax.experimental.rnn`` (:mod:`seqjax.cudnn`)."""
+    from seqjax import cudnn
+
+    unsupported = [
+        k
+        for k, v in (("resets", resets), ("return_carries", return_carries), ("remat", remat))
+        if v is not None and v is not False
+    ]
+    if cell.name != "lstm" or xs.ndim != 3 or unsupported:
+        why = (
+            f"runs only the LSTM (cell {cell.name!r})"
+            if cell.name != "lstm"
+            else f"needs xs of shape (B, T, input_size), got {xs.shape}"
+            if xs.ndim != 3
+            else "it does not take " + ", ".join(unsupported)
+        )
+        raise ValueError(f"backend='cudnn': {why}; use backend='sequential'")
+    if lengths is not None:
+        lengths = jnp.broadcast_to(jnp.asarray(lengths), xs.shape[:1])
+    if reverse:
+        xs = reverse_within_lengths(xs, lengths)
+    carries = None if carry is None else [carry]
+    ys, (final,) = cudnn.lstm_stack([params], xs, lengths=lengths, carries=carries, backend="cudnn")
+    if reverse:
+        ys = reverse_within_lengths(ys, lengths)
+    return ys, final
+
+
+BACKENDS = ("auto", "sequential", "parallel", "fused", "cudnn")
 
 # backend="auto": for each platform, ``(longest T, backend)`` rows tried in order; ``None`` means
 # any length. Source: docs/benchmarks.md, "Modern cells: sequential vs parallel" (training steps

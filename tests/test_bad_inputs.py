@@ -210,6 +210,33 @@ CLI_CASES = [
         ["every checkpoint is damaged", "new --workdir"],
     ),
     ("eval-all-damaged", ["eval", "--workdir={w}"], "damaged-meta", ["no complete readable"]),
+    ("sample-no-checkpoint", ["sample", "--workdir={w}"], "fresh", ["has no checkpoints", "train"]),
+    (
+        "predict-no-checkpoint",
+        ["predict", "--workdir={w}", "a fine film"],
+        "fresh",
+        ["has no checkpoints", "train"],
+    ),
+    ("sample-not-an-lm", ["sample", "--workdir={w}"], "trained", ["'synthetic'", "task='lm'"]),
+    (
+        "predict-not-a-classifier",
+        ["predict", "--workdir={w}", "a fine film"],
+        "trained",
+        ["'synthetic'", "task='classify'"],
+    ),
+    (
+        "predict-missing-file",
+        ["predict", "--workdir={w}", "--file={w}/nope.txt"],
+        "trained",
+        ["nope.txt", "no such file"],
+    ),
+    (
+        "sample-negative-temperature",
+        ["sample", "--workdir={w}", "--temperature=-1"],
+        "trained",
+        ["--temperature=-1.0", ">= 0"],
+    ),
+    ("sample-zero-length", ["sample", "--workdir={w}", "--length=0"], "trained", ["--length=0"]),
 ]
 
 

@@ -35,7 +35,7 @@ def test_table_reports_medians_and_ratios_to_pytorch():
     row = bench.table(_results()).splitlines()[-1]
     cells = [c.strip() for c in row.strip("|").split("|")]
     # median PyTorch 100 ms; seqjax median 50 ms despite one slow round.
-    assert cells == ["LSTM 2/3/4", "100 (1.00)", "50 (0.50)", "60 (0.60)", "200 (2.00)",
+    assert cells == ["LSTM 2/3/4", "100 (1.00)", "50 (0.50)", "60 (0.60)", "-", "200 (2.00)",
                      "40 (0.40)", "30 (0.30)", "1.20"]  # fmt: skip
 
 
@@ -75,3 +75,31 @@ def test_bad_shapes_name_the_value(bad):
     with pytest.raises(UserError, match="--shapes="):
         bench._parse_shapes(bad)
     assert bench._parse_shapes("1x2x3,4x5x6") == ((1, 2, 3), (4, 5, 6))
+
+
+def test_train_and_infer_sections_live_side_by_side(tmp_path):
+    path = tmp_path / "benchmarks.md"
+    bench.write_section(str(path), f"{bench.BEGIN}\ntrain1\n{bench.END}")
+    infer = (bench.INFER_BEGIN, bench.INFER_END)
+    bench.write_section(str(path), f"{infer[0]}\ninfer1\n{infer[1]}", *infer)
+    bench.write_section(str(path), f"{bench.BEGIN}\ntrain2\n{bench.END}")
+    bench.write_section(str(path), f"{infer[0]}\ninfer2\n{infer[1]}", *infer)
+    text = path.read_text()
+    assert "train2" in text and "infer2" in text and "train1" not in text and "infer1" not in text
+
+
+@pytest.mark.parametrize("mode", ["train", "infer"])
+def test_jax_contenders_run_in_both_modes(mode):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    xs = jnp.asarray(np.random.default_rng(0).standard_normal((2, 3, 4), dtype=np.float32))
+    labels = jnp.zeros((2, 3), jnp.int32)
+    for run in (
+        bench._seqjax("lstm", 4, None, xs, labels, mode, backend="fused"),
+        bench._seqjax("gru", 4, False, xs, labels, mode),
+        bench._matmul_only("lstm", 4, xs, labels, mode),
+    ):
+        with jax.numpy_dtype_promotion("standard"):  # optax's Adam, as the benchmark runs it
+            run(2)

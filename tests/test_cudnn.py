@@ -72,3 +72,42 @@ def test_cudnn_without_gpu_is_a_clear_error_and_auto_never_picks_it():
     np.testing.assert_array_equal(ys, ys_scan)
     with pytest.raises(UserError, match=r"^backend='cuda': choose one of"):
         cudnn.lstm_stack(layers, xs, backend="cuda")
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_unroll_backend_cudnn_plumbing_through_the_reference(monkeypatch, reverse):
+    """``seqjax.unroll(..., backend="cudnn")`` with cuDNN's kernel replaced by JAX's pure-JAX
+    reference of it (no GPU here): same outputs and final carry as the scan, with lengths,
+    reverse and an initial carry."""
+    from jax.experimental import rnn
+
+    def lstm_via_ref(
+        x, h0, c0, weights, seq_lengths, input_size, hidden_size, num_layers, dropout, bidirectional
+    ):
+        w = rnn.unpack_lstm_weights(weights, input_size, hidden_size, num_layers, bidirectional)
+        return rnn.lstm_ref(
+            x, h0, c0, *w, seq_lengths, input_size, hidden_size, num_layers, dropout, bidirectional
+        )
+
+    monkeypatch.setattr(cudnn, "available", lambda: True)
+    monkeypatch.setattr(rnn, "lstm", lstm_via_ref)
+    cell, layers, xs, carries = _stack()
+    lengths = jnp.array([7, 4, 1])
+    kw = dict(lengths=lengths, reverse=reverse)
+    ys, c = seqjax.unroll(cell, layers[0], xs, carries[0], backend="cudnn", **kw)
+    ys_ref, c_ref = seqjax.unroll(cell, layers[0], xs, carries[0], backend="sequential", **kw)
+    np.testing.assert_allclose(ys, ys_ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(c.h, c_ref.h, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(c.c, c_ref.c, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="backend='cudnn': runs only the LSTM"):
+        gru = seqjax.cells.gru(H)
+        seqjax.unroll(gru, gru.init(jax.random.key(0), I), xs, backend="cudnn")
+    with pytest.raises(ValueError, match="does not take resets"):
+        seqjax.unroll(cell, layers[0], xs, resets=jnp.zeros((B, T), bool), backend="cudnn")
+
+
+@pytest.mark.skipif(cudnn.available(), reason="checks the error on a machine without a GPU")
+def test_unroll_backend_cudnn_without_gpu_is_a_clear_error():
+    cell, layers, xs, _ = _stack()
+    with pytest.raises(UserError, match=r"^backend='cudnn': needs an NVIDIA GPU"):
+        seqjax.unroll(cell, layers[0], xs, backend="cudnn")

@@ -38,6 +38,10 @@ class Cell(NamedTuple):
       parallel: for cells whose recurrence is linear in the carry, ``(params, carry, xs) ->
         (ys, carry)`` over a whole time-major-free sequence ``xs: (*batch, T, input)`` computed
         with an associative scan; ``None`` for cells that must run step by step.
+      fused: ``(params, carry, ps, valid) -> (ys, carry)``: ``recur`` over a whole time-major
+        sequence of projected inputs ``ps: (T, B, ...)`` (``valid: (T, B)`` booleans, false on
+        padding) with a hand-written backward pass (:mod:`seqjax.cells.fused`); ``None`` for
+        cells without one. :func:`seqjax.unroll` uses it for ``backend="fused"``.
     """
 
     init: Callable[..., Params]
@@ -48,6 +52,7 @@ class Cell(NamedTuple):
     hidden_size: int
     name: str
     parallel: Optional[Callable[..., tuple]] = None
+    fused: Optional[Callable[..., tuple]] = None
 
 
 def make_step(project: Callable, recur: Callable) -> Callable:

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 
 from seqjax.cells import inits
 from seqjax.cells.base import Cell, check_size, make_step
+from seqjax.cells.fused import lstm_recurrence
 
 
 class LSTMCarry(NamedTuple):
@@ -94,6 +95,10 @@ def lstm(
         h = jax.nn.sigmoid(o) * jnp.tanh(c)
         return LSTMCarry(h, c), h
 
+    def fused(params, carry, ps, valid):
+        ys, h, c = lstm_recurrence(params["w_h"], ps, carry.h, carry.c, valid)
+        return ys, LSTMCarry(h, c)
+
     return Cell(
         init=init,
         initial_carry=initial_carry,
@@ -102,4 +107,5 @@ def lstm(
         recur=recur,
         hidden_size=H,
         name="lstm",
+        fused=fused,
     )
