@@ -355,6 +355,12 @@ DATA_CASES = [
         ["train.jsonl", "all texts are empty"],
     ),
     (
+        "all-empty-csv",
+        "cls",
+        lambda t: cls_config(t, "text,label\n" + ',pos\n"  ",neg\n' * 5),
+        ["train.csv", "all texts are empty"],
+    ),
+    (
         "missing-column",
         "cls",
         lambda t: cls_config(t, "sentence,label\ngood,pos\nbad,neg\n" * 9),
