@@ -230,7 +230,10 @@ def contenders(torch, cell_name: str, shape: tuple, mode: str = "train") -> dict
         "seqjax hoist=True": _seqjax(cell_name, H, True, xs, labels, mode),
     }
     if cell_name == "lstm":  # the cells with a fused form (seqjax.cells.fused)
-        runs["seqjax fused"] = _seqjax(cell_name, H, None, xs, labels, mode, backend="fused")
+        for hoist in (False, True):
+            runs[f"seqjax fused hoist={hoist}"] = _seqjax(
+                cell_name, H, hoist, xs, labels, mode, backend="fused"
+            )
     for name in FLAX_CELLS[cell_name]:
         runs[f"Flax {name}"] = _flax(name, H, xs, labels, mode)
     runs["matmul-only scan"] = _matmul_only(cell_name, H, xs, labels, mode)
@@ -310,12 +313,13 @@ def table(results: list) -> str:
         "PyTorch",
         "seqjax hoist=False",
         "seqjax hoist=True",
-        "seqjax fused",
+        "seqjax fused hoist=False",
+        "seqjax fused hoist=True",
         "Flax LSTMCell / GRUCell / SimpleCell",
         "Flax OptimizedLSTMCell",
         "matmul-only scan",
     ]
-    alias = {"Flax LSTMCell": 4, "Flax GRUCell": 4, "Flax SimpleCell": 4}
+    alias = {"Flax LSTMCell": 5, "Flax GRUCell": 5, "Flax SimpleCell": 5}
     rows = {}
     for r in results:
         rows.setdefault((r.cell, r.shape), {})[r.impl] = statistics.median(r.times)

@@ -109,8 +109,8 @@ def unroll(
         (options of the loop) are given, else the measured choice of :func:`auto_backend`.
         ``unroll`` and ``hoist`` do not apply to the parallel backend. ``"fused"``: the cell's
         recurrence with a hand-written backward pass (``cell.fused``, the LSTM's; see
-        :mod:`seqjax.cells.fused`) over the hoisted input projection; it takes ``lengths`` and
-        ``reverse`` but not ``resets``, ``return_carries``, ``remat`` or ``unroll``.
+        :mod:`seqjax.cells.fused`); it takes ``lengths``, ``reverse`` and ``hoist`` but not
+        ``resets``, ``return_carries``, ``remat`` or ``unroll``.
         ``"cudnn"``: the LSTM through cuDNN (``jax.experimental.rnn``, :mod:`seqjax.cudnn`),
         NVIDIA GPUs only, ``xs: (B, T, input)``, with ``lengths`` and ``reverse``; ``"auto"``
         does not choose it (unmeasured here).
@@ -154,7 +154,6 @@ def unroll(
             "return_carries": return_carries,
             "remat": remat,
             "unroll": unroll != 1,
-            "hoist=False": hoist is False,
         }
         if cell.fused is None or any(unsupported.values()):
             why = (
@@ -167,7 +166,7 @@ def unroll(
     T = xs.shape[-2]
     init_carry = cell.initial_carry(params, batch_shape) if carry is None else carry
     if hoist is None:
-        hoist = default_hoist() or backend == "fused"
+        hoist = default_hoist()
 
     if lengths is not None:
         lengths = jnp.broadcast_to(jnp.asarray(lengths), batch_shape)
@@ -180,7 +179,7 @@ def unroll(
 
     # Time-major views. Projecting straight into time-major avoids a copy of the inputs.
     tm = lambda a: jnp.moveaxis(a, len(batch_shape), 0)  # noqa: E731
-    inputs = cell.project(params, tm(xs)) if hoist else tm(xs)
+    inputs = cell.project(params, tm(xs)) if hoist and backend != "fused" else tm(xs)
     step_fn = cell.recur if hoist else cell.step
     valid = None
     if lengths is not None:
@@ -200,7 +199,7 @@ def unroll(
         return new_c, ((y, new_c) if return_carries else y)
 
     if backend == "fused":
-        final, out = _fused(cell, params, init_carry, inputs, valid, batch_shape)
+        final, out = _fused(cell, params, init_carry, inputs, valid, batch_shape, hoist)
     else:
         if remat:
             body = jax.checkpoint(body)
@@ -219,15 +218,14 @@ def unroll(
     return ys, final, carries
 
 
-def _fused(cell: Cell, params, carry, ps, valid, batch_shape):
-    """``cell.fused`` over time-major projected inputs ``ps: (T, *batch, ...)``, with the batch
-    axes flattened into one for the call."""
-    T, B = ps.shape[0], math.prod(batch_shape)
+def _fused(cell: Cell, params, carry, xs, valid, batch_shape, hoist):
+    """``cell.fused`` over time-major inputs ``xs: (T, *batch, input)``, with the batch axes
+    flattened into one for the call."""
+    T, B = xs.shape[0], math.prod(batch_shape)
     flat = lambda a, lead: a.reshape((*lead, B) + a.shape[len(lead) + len(batch_shape) :])  # noqa: E731
     valid = jnp.ones((T, B), bool) if valid is None else flat(valid, (T,))
-    ys, final = cell.fused(
-        params, jax.tree.map(lambda a: flat(a, ()), carry), flat(ps, (T,)), valid
-    )
+    carry = jax.tree.map(lambda a: flat(a, ()), carry)
+    ys, final = cell.fused(params, carry, flat(xs, (T,)), valid, hoist)
     unflat = lambda a, lead: a.reshape((*lead, *batch_shape) + a.shape[len(lead) + 1 :])  # noqa: E731
     return jax.tree.map(lambda a: unflat(a, ()), final), unflat(ys, (T,))
 

@@ -35,7 +35,7 @@ def test_table_reports_medians_and_ratios_to_pytorch():
     row = bench.table(_results()).splitlines()[-1]
     cells = [c.strip() for c in row.strip("|").split("|")]
     # median PyTorch 100 ms; seqjax median 50 ms despite one slow round.
-    assert cells == ["LSTM 2/3/4", "100 (1.00)", "50 (0.50)", "60 (0.60)", "-", "200 (2.00)",
+    assert cells == ["LSTM 2/3/4", "100 (1.00)", "50 (0.50)", "60 (0.60)", "-", "-", "200 (2.00)",
                      "40 (0.40)", "30 (0.30)", "1.20"]  # fmt: skip
 
 

@@ -30,10 +30,10 @@ def setup(dtype=jnp.float32, batch=(B,), **kw):
     return cell, params, xs, carry
 
 
-def loss(cell, backend, lengths=None, reverse=False):
+def loss(cell, backend, lengths=None, reverse=False, hoist=None):
     def f(params, xs, carry):
         ys, c = seqjax.unroll(
-            cell, params, xs, carry, lengths=lengths, reverse=reverse, backend=backend
+            cell, params, xs, carry, lengths=lengths, reverse=reverse, backend=backend, hoist=hoist
         )
         return jnp.sum(jnp.sin(3 * ys)) + jnp.sum(c.h * c.c) + jnp.sum(jnp.cos(c.c))
 
@@ -52,22 +52,26 @@ def test_forward_equals_python_loop_over_step():
     np.testing.assert_allclose(c.c, ref_c.c, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("hoist", [False, True])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("with_lengths", [False, True])
-def test_values_and_gradients_equal_the_scan_backend(f64, reverse, with_lengths):
+def test_values_and_gradients_equal_the_scan_backend(f64, reverse, with_lengths, hoist):
     cell, params, xs, carry = setup(jnp.float64)
     lengths = jnp.array([T, 4, 0]) if with_lengths else None
     args = (params, xs, carry)
     a = jax.value_and_grad(loss(cell, "sequential", lengths, reverse), argnums=(0, 1, 2))(*args)
-    b = jax.value_and_grad(loss(cell, "fused", lengths, reverse), argnums=(0, 1, 2))(*args)
+    fused = loss(cell, "fused", lengths, reverse, hoist)
+    b = jax.value_and_grad(fused, argnums=(0, 1, 2))(*args)
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-11, atol=1e-12)
 
 
-def test_gradients_match_finite_differences(f64):
+@pytest.mark.parametrize("hoist", [False, True])
+def test_gradients_match_finite_differences(f64, hoist):
     cell, params, xs, carry = setup(jnp.float64, batch=(2, 2))
     lengths = jnp.array([[T, 5], [1, 7]])
-    check_grads(loss(cell, "fused", lengths), (params, xs, carry), order=1, modes=["rev"])
+    f = loss(cell, "fused", lengths, hoist=hoist)
+    check_grads(f, (params, xs, carry), order=1, modes=["rev"])
 
 
 def test_padding_is_irrelevant_and_unbatched_works():
@@ -107,7 +111,6 @@ def test_jit_vmap_and_bfloat16():
         (dict(resets=jnp.zeros((B, T), bool)), "resets"),
         (dict(return_carries=True), "return_carries"),
         (dict(remat=True), "remat"),
-        (dict(hoist=False), "hoist=False"),
     ],
 )
 def test_unsupported_options_name_themselves(kw, words):

@@ -12,6 +12,9 @@ Under ``lax.scan`` the step body is compiled once whatever T is, so compile time
 in T, while the residuals saved for the backward pass grow linearly in T (O(T * activations)
 without remat, O(T * carry) with it).
 
+It also runs the step, for ``--run-lengths``, in a fresh subprocess per (T, remat) and reports
+the process's peak resident memory (``ru_maxrss``): what training at that length really takes.
+
 Usage (writes its section of docs/benchmarks.md between its own markers):
   PYTHONPATH=$PWD python experiments/bench/compile_memory.py --out docs/benchmarks.md
 """
@@ -84,6 +87,41 @@ def measure(T: int, remat: bool, args) -> dict:
     }
 
 
+def run_child(T: int, remat: bool, args) -> None:
+    """In a fresh process: compile and run two training steps at length T; print the peak
+    resident memory (``ru_maxrss``) and the second step's time as one JSON line."""
+    import json
+    import resource
+
+    import numpy as np
+
+    init, step = make_step(args.hidden, args.inputs, args.classes, remat)
+    params, opt_state = init(jax.random.key(0))
+    rng = np.random.default_rng(0)
+    xs = jnp.asarray(rng.standard_normal((args.batch, T, args.inputs), dtype=np.float32))
+    ys = jnp.asarray(rng.integers(0, args.classes, (args.batch, T)), jnp.int32)
+    fn = jax.jit(step, donate_argnums=(0, 1))
+    params, opt_state, loss = fn(params, opt_state, xs, ys)
+    loss.block_until_ready()
+    t = time.perf_counter()
+    params, opt_state, loss = fn(params, opt_state, xs, ys)
+    loss.block_until_ready()
+    seconds = time.perf_counter() - t
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(json.dumps({"maxrss": kib * 1024, "step_s": seconds, "loss": float(loss)}))
+
+
+def measure_run(T: int, remat: bool, args) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, __file__, "--child", f"{T},{int(remat)}"]
+    cmd += [f"--{k}={getattr(args, k)}" for k in ("batch", "inputs", "hidden", "classes")]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def mib(n: int) -> str:
     return f"{n / 2**20:,.1f}"
 
@@ -98,7 +136,12 @@ def main() -> None:
     ap.add_argument("--classes", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3, help="compiles per T (median reported)")
     ap.add_argument("--out", help="markdown file whose section between the markers is rewritten")
+    ap.add_argument("--run-lengths", default="1024,4096,16384", help="T run in a subprocess")
+    ap.add_argument("--child", help=argparse.SUPPRESS)  # "T,remat": run_child in this process
     args = ap.parse_args()
+    if args.child:
+        T, remat = map(int, args.child.split(","))
+        return run_child(T, bool(remat), args)
     load_before = os.getloadavg()
 
     lines = ["## Compile time and memory of a 2-layer LSTM training step (CPU)", ""]
@@ -126,6 +169,11 @@ def main() -> None:
         plain, remat = measure(T, False, args), measure(T, True, args)
         mem.append((T, plain["temp"], remat["temp"], plain["args"]))
         print(f"memory T={T}: temp {mib(plain['temp'])} MiB, remat {mib(remat['temp'])} MiB")
+    ran = []
+    for T in map(int, args.run_lengths.split(",")) if args.run_lengths else ():
+        plain, remat = measure_run(T, False, args), measure_run(T, True, args)
+        ran.append((T, plain, remat))
+        print(f"run T={T}: maxrss {mib(plain['maxrss'])} MiB, remat {mib(remat['maxrss'])} MiB")
     load_after = os.getloadavg()
     lines += [
         f"- Load average (1, 5, 15 min) before {', '.join(f'{x:.2f}' for x in load_before)}; "
@@ -148,6 +196,22 @@ def main() -> None:
         "|---|---|---|---|---|",
     ]
     lines += [f"| {T} | {mib(p)} | {mib(r)} | {r / p:.2f} | {mib(a)} |" for T, p, r, a in mem]
+    if ran:
+        lines += [
+            "",
+            "Measured by running: a fresh process per row compiles and runs two training steps; "
+            "peak resident memory of the process (`ru_maxrss`, MiB, including Python, JAX and "
+            "the compiled program) and the second step's wall time:",
+            "",
+            "| T | maxrss, remat=False | maxrss, remat=True | remat / plain "
+            "| step s, remat=False | step s, remat=True |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {T} | {mib(p['maxrss'])} | {mib(r['maxrss'])} | {r['maxrss'] / p['maxrss']:.2f} "
+            f"| {p['step_s']:.2f} | {r['step_s']:.2f} |"
+            for T, p, r in ran
+        ]
     section = "\n".join([BEGIN, *lines, END]) + "\n"
     print(section)
     if args.out:

@@ -38,10 +38,10 @@ class Cell(NamedTuple):
       parallel: for cells whose recurrence is linear in the carry, ``(params, carry, xs) ->
         (ys, carry)`` over a whole time-major-free sequence ``xs: (*batch, T, input)`` computed
         with an associative scan; ``None`` for cells that must run step by step.
-      fused: ``(params, carry, ps, valid) -> (ys, carry)``: ``recur`` over a whole time-major
-        sequence of projected inputs ``ps: (T, B, ...)`` (``valid: (T, B)`` booleans, false on
-        padding) with a hand-written backward pass (:mod:`seqjax.cells.fused`); ``None`` for
-        cells without one. :func:`seqjax.unroll` uses it for ``backend="fused"``.
+      fused: ``(params, carry, xs, valid, hoist) -> (ys, carry)`` over a whole time-major
+        sequence ``xs: (T, B, input)`` (``valid: (T, B)`` booleans, false on padding) with a
+        hand-written backward pass (:mod:`seqjax.cells.fused`); ``None`` for cells without one.
+        :func:`seqjax.unroll` uses it for ``backend="fused"``.
     """
 
     init: Callable[..., Params]

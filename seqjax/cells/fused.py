@@ -1,17 +1,22 @@
-r"""The LSTM recurrence over a whole sequence with a hand-written backward pass (as cuDNN does).
+r"""The LSTM over a whole sequence with a hand-written backward pass (as cuDNN does).
 
-Reverse-mode autodiff of a ``lax.scan`` over :math:`z_t = p_t + h_{t-1} W_h` does two matmuls
-per step in the backward loop: :math:`\partial h_{t-1} = \partial z_t W_h^\top` and the
-accumulation :math:`\partial W_h \mathrel{+}= h_{t-1}^\top \partial z_t`. Only the first is on
-the sequential path. :func:`lstm_recurrence` keeps the gate activations of the forward loop, runs
-a backward loop with one matmul per step that emits every :math:`\partial z_t`, and forms
+Reverse-mode autodiff of a ``lax.scan`` over :math:`z_t = x_t W_x + b + h_{t-1} W_h` does four
+matmuls per step in the backward loop: :math:`\partial h_{t-1} = \partial z_t W_h^\top`,
+:math:`\partial x_t = \partial z_t W_x^\top` and the accumulations
+:math:`\partial W_h \mathrel{+}= h_{t-1}^\top \partial z_t`,
+:math:`\partial W_x \mathrel{+}= x_t^\top \partial z_t`, each re-reading and re-writing a whole
+weight-sized accumulator. Only the first is on the sequential path. :func:`lstm_sequence` keeps
+the gate activations of the forward loop, runs a backward loop that emits every
+:math:`\partial z_t`, and forms the weight gradients after the loop as single large matmuls:
 
 .. math::
-    \partial W_h = \textstyle\sum_t h_{t-1}^\top \partial z_t = H_{\mathrm{prev}}^\top\,\partial Z
+    \partial W_h = H_{\mathrm{prev}}^\top\,\partial Z, \qquad
+    \partial W_x = X^\top\,\partial Z, \qquad \partial b = \textstyle\sum_{t,b} \partial Z,
 
-as one ``(H, T B) @ (T B, 4H)`` matmul after the loop. The input projection
-:math:`p_t = x_t W_x + b` is computed for all steps before the loop (:func:`seqjax.unroll` with
-``backend="fused"``), so its gradients are single large matmuls too (JAX's own autodiff).
+with :math:`H_{\mathrm{prev}}, X, \partial Z` the ``(T B, .)`` stacks. With ``hoist=True`` the
+input projection runs before the loop for all steps and :math:`\partial X = \partial Z W_x^\top`
+after it (one matmul per step remains in each loop); with ``hoist=False`` both stay in the loops
+(two per step), which keeps each step's data in cache.
 
 Backward of one step, with :math:`i, f, g, o` the gate activations, :math:`c` the new cell and
 :math:`\partial h, \partial c` the incoming gradients of the carry (plus the output's):
@@ -26,11 +31,12 @@ Backward of one step, with :math:`i, f, g, o` the gate activations, :math:`c` th
 
 Padding (``valid`` false) holds the carry and zeroes the output, exactly as
 :func:`seqjax.unroll`'s sequential loop does; the tests compare the two (values and gradients)
-and check the backward pass against ``jax.test_util.check_grads`` in float64.
+and check the backward pass against finite differences in float64.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import jax
@@ -42,12 +48,14 @@ def _gates(z):
     return jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
 
 
-def _forward(w_h, ps, h0, c0, valid):
+def _forward(w_x, w_h, b, xs, h0, c0, valid, hoist):
     """The forward loop; returns the outputs, the final carry and what the backward needs."""
+    inputs = xs @ w_x + b if hoist else xs
 
     def body(carry, scanned):
         h, c = carry
-        p, v = scanned
+        x, v = scanned
+        p = x if hoist else x @ w_x + b
         i, f, g, o = _gates(p + h @ w_h)
         c_new = f * c + i * g
         tc = jnp.tanh(c_new)
@@ -57,25 +65,25 @@ def _forward(w_h, ps, h0, c0, valid):
         h_out, c_out = jnp.where(v, h_new, h), jnp.where(v, c_new, c)
         return (h_out, c_out), (y, jnp.concatenate([i, f, g, o], -1), tc, h, c)
 
-    (h, c), (ys, acts, tcs, h_prev, c_prev) = jax.lax.scan(body, (h0, c0), (ps, valid))
+    (h, c), (ys, acts, tcs, h_prev, c_prev) = jax.lax.scan(body, (h0, c0), (inputs, valid))
     return ys, (h, c), (acts, tcs, h_prev, c_prev)
 
 
-@jax.custom_vjp
-def _recurrence(w_h, ps, h0, c0, valid):
-    ys, (h, c), _ = _forward(w_h, ps, h0, c0, valid)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(7,))
+def _sequence(w_x, w_h, b, xs, h0, c0, valid, hoist):
+    ys, (h, c), _ = _forward(w_x, w_h, b, xs, h0, c0, valid, hoist)
     return ys, h, c
 
 
-def _recurrence_fwd(w_h, ps, h0, c0, valid):
-    ys, (h, c), saved = _forward(w_h, ps, h0, c0, valid)
-    return (ys, h, c), (w_h, valid, saved)
+def _sequence_fwd(w_x, w_h, b, xs, h0, c0, valid, hoist):
+    ys, (h, c), saved = _forward(w_x, w_h, b, xs, h0, c0, valid, hoist)
+    return (ys, h, c), (w_x, w_h, xs, valid, saved)
 
 
-def _recurrence_bwd(res, cotangents):
-    w_h, valid, (acts, tcs, h_prev, c_prev) = res
+def _sequence_bwd(hoist, res, cotangents):
+    w_x, w_h, xs, valid, (acts, tcs, h_prev, c_prev) = res
     dys, dh_T, dc_T = cotangents
-    w_h_t = w_h.T
+    w_h_t, w_x_t = w_h.T, w_x.T
 
     def body(carry, scanned):
         dh, dc = carry  # gradients of the carry after this step
@@ -96,29 +104,40 @@ def _recurrence_bwd(res, cotangents):
         )
         dh_prev = jnp.where(v, zero, dh) + dz @ w_h_t
         dc_prev = jnp.where(v, zero, dc) + dc_new * f
-        return (dh_prev, dc_prev), dz
+        return (dh_prev, dc_prev), (dz if hoist else (dz, dz @ w_x_t))
 
-    (dh0, dc0), dz = jax.lax.scan(body, (dh_T, dc_T), (dys, acts, tcs, c_prev, valid), reverse=True)
+    (dh0, dc0), out = jax.lax.scan(
+        body, (dh_T, dc_T), (dys, acts, tcs, c_prev, valid), reverse=True
+    )
+    dz, dxs = (out, None) if hoist else out
     T, B, H = h_prev.shape
-    dw_h = h_prev.reshape(T * B, H).T @ dz.reshape(T * B, 4 * H)
-    return dw_h, dz, dh0, dc0, None
+    dz_flat = dz.reshape(T * B, 4 * H)
+    dw_h = h_prev.reshape(T * B, H).T @ dz_flat
+    dw_x = xs.reshape(T * B, xs.shape[-1]).T @ dz_flat
+    db = dz_flat.sum(0)
+    if hoist:
+        dxs = dz @ w_x_t
+    return dw_x, dw_h, db, dxs, dh0, dc0, None
 
 
-_recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
+_sequence.defvjp(_sequence_fwd, _sequence_bwd)
 
 
-def lstm_recurrence(w_h, ps, h0, c0, valid: Optional[jax.Array] = None):
-    """Runs the LSTM recurrence over projected inputs, with the one-matmul-per-step backward.
+def lstm_sequence(params, xs, h0, c0, valid: Optional[jax.Array] = None, *, hoist: bool = False):
+    """Runs the LSTM over a time-major sequence, with the hand-written backward pass.
 
     Args:
-      w_h: ``(H, 4H)`` recurrent weights (gate order i, f, g, o).
-      ps: ``(T, B, 4H)`` time-major projected inputs :math:`x_t W_x + b`.
+      params: ``seqjax.cells.lstm`` parameters ``w_x (I, 4H)``, ``w_h (H, 4H)``, ``b (4H,)``.
+      xs: ``(T, B, I)`` time-major inputs.
       h0, c0: ``(B, H)`` initial carry.
       valid: ``(T, B)`` booleans, false on padding (carry held, output zero); ``None``: all valid.
+      hoist: compute the input projection for all steps before the loop (and its input gradient
+        after the backward loop) instead of step by step.
 
     Returns:
       ``(ys, h, c)``: outputs ``(T, B, H)`` and the final carry.
     """
     if valid is None:
-        valid = jnp.ones(ps.shape[:2], bool)
-    return _recurrence(w_h, ps, h0, c0, valid)
+        valid = jnp.ones(xs.shape[:2], bool)
+    xs = xs.astype(params["w_x"].dtype)
+    return _sequence(params["w_x"], params["w_h"], params["b"], xs, h0, c0, valid, bool(hoist))

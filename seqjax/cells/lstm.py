@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from seqjax.cells import inits
 from seqjax.cells.base import Cell, check_size, make_step
-from seqjax.cells.fused import lstm_recurrence
+from seqjax.cells.fused import lstm_sequence
 
 
 class LSTMCarry(NamedTuple):
@@ -95,8 +95,8 @@ def lstm(
         h = jax.nn.sigmoid(o) * jnp.tanh(c)
         return LSTMCarry(h, c), h
 
-    def fused(params, carry, ps, valid):
-        ys, h, c = lstm_recurrence(params["w_h"], ps, carry.h, carry.c, valid)
+    def fused(params, carry, xs, valid, hoist=False):
+        ys, h, c = lstm_sequence(params, xs, carry.h, carry.c, valid, hoist=hoist)
         return ys, LSTMCarry(h, c)
 
     return Cell(
