@@ -106,7 +106,9 @@ def unroll(
       backend: ``"sequential"`` (``jax.lax.scan`` over steps), ``"parallel"`` (the cell's
         associative-scan form, see :func:`parallel`; only for cells with ``cell.parallel``) or
         ``"auto"``: sequential for cells without a parallel form or when ``unroll``/``hoist``
-        (options of the loop) are given, else the measured choice of :func:`auto_backend`.
+        (options of the loop) are given, else the measured choice of :func:`auto_backend`; the
+        fused form instead of the sequential loop where :func:`auto_fused` says it was measured
+        faster (the LSTM on CPU) and no option rules it out.
         ``unroll`` and ``hoist`` do not apply to the parallel backend. ``"fused"``: the cell's
         recurrence with a hand-written backward pass (``cell.fused``, the LSTM's; see
         :mod:`seqjax.cells.fused`); it takes ``lengths``, ``reverse`` and ``hoist`` but not
@@ -134,6 +136,9 @@ def unroll(
     if backend == "auto":
         loop_options = unroll != 1 or hoist is not None
         backend = "sequential" if loop_options else auto_backend(cell, xs.shape[-2])
+        fusable = resets is None and not return_carries and not remat
+        if backend == "sequential" and not loop_options and fusable and auto_fused(cell):
+            backend = "fused"
     if backend == "parallel":
         return parallel(
             cell,
@@ -273,6 +278,19 @@ AUTO_BACKEND: dict = {
     "gpu": ((None, "parallel"),),
     "tpu": ((None, "parallel"),),
 }
+
+
+# backend="auto": platforms where cells with a fused form (the LSTM) use it when no option rules
+# it out. Source: docs/benchmarks.md, "Training step of one-layer cells": on a 2-core CPU the
+# fused LSTM (hoist=False) was the fastest seqjax LSTM training step at all three shapes (0.73-0.97
+# of the lax.scan backend's time). Not measured on GPUs and TPUs, which keep the scan.
+AUTO_FUSED = ("cpu",)
+
+
+def auto_fused(cell: Cell, platform: Optional[str] = None) -> bool:
+    """Whether ``unroll(..., backend="auto")`` runs ``cell`` with ``backend="fused"`` (when no
+    ``resets``, ``return_carries``, ``remat``, ``unroll`` or ``hoist`` is given)."""
+    return cell.fused is not None and (platform or jax.default_backend()) in AUTO_FUSED
 
 
 def auto_backend(cell: Cell, seq_len: int, platform: Optional[str] = None) -> str:

@@ -40,11 +40,17 @@ def test_table_reports_medians_and_ratios_to_pytorch():
 
 
 def test_lstm_bar_compares_the_default_against_flax_fastest(monkeypatch):
+    monkeypatch.setattr("seqjax.scan.auto_fused", lambda cell: False)
     monkeypatch.setattr("seqjax.scan.default_hoist", lambda: False)
     [line] = bench.lstm_bar(_results())
     assert "hoist=False 50 ms" in line and "fastest 40 ms" in line and line.endswith("NOT met")
     monkeypatch.setattr("seqjax.scan.default_hoist", lambda: True)
     assert "NOT met" in bench.lstm_bar(_results())[0]
+    monkeypatch.setattr("seqjax.scan.default_hoist", lambda: False)
+    monkeypatch.setattr("seqjax.scan.auto_fused", lambda cell: cell.name == "lstm")
+    fused = bench.Result("lstm", (2, 3, 4), "seqjax fused hoist=False", [0.030] * 3)
+    [line] = bench.lstm_bar([*_results(), fused])
+    assert "fused hoist=False 30 ms" in line and line.endswith(": met")
 
 
 def test_write_section_replaces_only_its_own_section(tmp_path):

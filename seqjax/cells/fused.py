@@ -48,8 +48,9 @@ def _gates(z):
     return jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
 
 
-def _forward(w_x, w_h, b, xs, h0, c0, valid, hoist):
-    """The forward loop; returns the outputs, the final carry and what the backward needs."""
+def _forward(w_x, w_h, b, xs, h0, c0, valid, hoist, save=True):
+    """The forward loop; returns the outputs, the final carry and (if ``save``) what the
+    backward needs."""
     inputs = xs @ w_x + b if hoist else xs
 
     def body(carry, scanned):
@@ -63,15 +64,20 @@ def _forward(w_x, w_h, b, xs, h0, c0, valid, hoist):
         v = v[:, None]
         y = jnp.where(v, h_new, jnp.zeros_like(h_new))
         h_out, c_out = jnp.where(v, h_new, h), jnp.where(v, c_new, c)
+        if not save:  # not differentiated: keep nothing for a backward pass
+            return (h_out, c_out), y
         return (h_out, c_out), (y, jnp.concatenate([i, f, g, o], -1), tc, h, c)
 
-    (h, c), (ys, acts, tcs, h_prev, c_prev) = jax.lax.scan(body, (h0, c0), (inputs, valid))
+    (h, c), out = jax.lax.scan(body, (h0, c0), (inputs, valid))
+    if not save:
+        return out, (h, c), None
+    ys, acts, tcs, h_prev, c_prev = out
     return ys, (h, c), (acts, tcs, h_prev, c_prev)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(7,))
 def _sequence(w_x, w_h, b, xs, h0, c0, valid, hoist):
-    ys, (h, c), _ = _forward(w_x, w_h, b, xs, h0, c0, valid, hoist)
+    ys, (h, c), _ = _forward(w_x, w_h, b, xs, h0, c0, valid, hoist, save=False)
     return ys, h, c
 
 
