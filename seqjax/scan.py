@@ -228,7 +228,7 @@ def _fused(cell: Cell, params, carry, xs, valid, batch_shape, hoist):
     flattened into one for the call."""
     T, B = xs.shape[0], math.prod(batch_shape)
     flat = lambda a, lead: a.reshape((*lead, B) + a.shape[len(lead) + len(batch_shape) :])  # noqa: E731
-    valid = jnp.ones((T, B), bool) if valid is None else flat(valid, (T,))
+    valid = None if valid is None else flat(valid, (T,))
     carry = jax.tree.map(lambda a: flat(a, ()), carry)
     ys, final = cell.fused(params, carry, flat(xs, (T,)), valid, hoist)
     unflat = lambda a, lead: a.reshape((*lead, *batch_shape) + a.shape[len(lead) + 1 :])  # noqa: E731

@@ -61,9 +61,12 @@ def _forward(w_x, w_h, b, xs, h0, c0, valid, hoist, save=True):
         c_new = f * c + i * g
         tc = jnp.tanh(c_new)
         h_new = o * tc
-        v = v[:, None]
-        y = jnp.where(v, h_new, jnp.zeros_like(h_new))
-        h_out, c_out = jnp.where(v, h_new, h), jnp.where(v, c_new, c)
+        if v is None:  # no padding
+            y, h_out, c_out = h_new, h_new, c_new
+        else:
+            v = v[:, None]
+            y = jnp.where(v, h_new, jnp.zeros_like(h_new))
+            h_out, c_out = jnp.where(v, h_new, h), jnp.where(v, c_new, c)
         if not save:  # not differentiated: keep nothing for a backward pass
             return (h_out, c_out), y
         return (h_out, c_out), (y, jnp.concatenate([i, f, g, o], -1), tc, h, c)
@@ -95,10 +98,14 @@ def _sequence_bwd(hoist, res, cotangents):
         dh, dc = carry  # gradients of the carry after this step
         dy, act, tc, c_in, v = scanned
         i, f, g, o = jnp.split(act, 4, axis=-1)
-        v = v[:, None]
-        zero = jnp.zeros_like(dh)
-        dh_new = jnp.where(v, dh + dy, zero)  # into this step's h (output and carry)
-        dc_new = jnp.where(v, dc, zero) + dh_new * o * (1 - tc * tc)
+        if v is None:  # no padding: every step's carry is its own
+            dh_new, dc_new = dh + dy, dc
+        else:
+            v = v[:, None]
+            zero = jnp.zeros_like(dh)
+            dh_new = jnp.where(v, dh + dy, zero)  # into this step's h (output and carry)
+            dc_new = jnp.where(v, dc, zero)
+        dc_new = dc_new + dh_new * o * (1 - tc * tc)
         dz = jnp.concatenate(
             [
                 dc_new * g * i * (1 - i),
@@ -108,8 +115,10 @@ def _sequence_bwd(hoist, res, cotangents):
             ],
             -1,
         )
-        dh_prev = jnp.where(v, zero, dh) + dz @ w_h_t
-        dc_prev = jnp.where(v, zero, dc) + dc_new * f
+        dh_prev, dc_prev = dz @ w_h_t, dc_new * f
+        if v is not None:  # past the end the carry was held: its gradient passes through
+            dh_prev = dh_prev + jnp.where(v, zero, dh)
+            dc_prev = dc_prev + jnp.where(v, zero, dc)
         return (dh_prev, dc_prev), (dz if hoist else (dz, dz @ w_x_t))
 
     (dh0, dc0), out = jax.lax.scan(
@@ -143,7 +152,5 @@ def lstm_sequence(params, xs, h0, c0, valid: Optional[jax.Array] = None, *, hois
     Returns:
       ``(ys, h, c)``: outputs ``(T, B, H)`` and the final carry.
     """
-    if valid is None:
-        valid = jnp.ones(xs.shape[:2], bool)
     xs = xs.astype(params["w_x"].dtype)
     return _sequence(params["w_x"], params["w_h"], params["b"], xs, h0, c0, valid, bool(hoist))
