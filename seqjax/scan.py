@@ -112,7 +112,9 @@ def unroll(
         ``unroll`` and ``hoist`` do not apply to the parallel backend. ``"fused"``: the cell's
         recurrence with a hand-written backward pass (``cell.fused``, the LSTM's; see
         :mod:`seqjax.cells.fused`); it takes ``lengths``, ``reverse`` and ``hoist`` but not
-        ``resets``, ``return_carries``, ``remat`` or ``unroll``.
+        ``resets``, ``return_carries``, ``remat`` or ``unroll``, and (a ``jax.custom_vjp``) no
+        forward-mode differentiation (``jax.jvp``/``jacfwd`` of the forward pass: use
+        ``backend="sequential"``; ``jax.hessian`` and other reverse-then-forward work).
         ``"cudnn"``: the LSTM through cuDNN (``jax.experimental.rnn``, :mod:`seqjax.cudnn`),
         NVIDIA GPUs only, ``xs: (B, T, input)``, with ``lengths`` and ``reverse``; ``"auto"``
         does not choose it (unmeasured here).

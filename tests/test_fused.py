@@ -120,3 +120,23 @@ def test_unsupported_options_name_themselves(kw, words):
     with pytest.raises(ValueError, match="'gru' has no fused form"):
         gru = seqjax.cells.gru(H)
         seqjax.unroll(gru, gru.init(jax.random.key(0), I), xs, backend="fused")
+
+
+def test_second_order_works_and_pure_forward_mode_needs_the_scan():
+    """Forward-over-reverse (Hessian-vector products, ``jax.hessian``) and reverse-over-reverse
+    differentiate the hand-written backward like any JAX code; forward mode through the forward
+    pass itself has no rule (``jax.custom_vjp``), as documented: use backend="sequential"."""
+    cell, params, xs, _ = setup()
+
+    def f(p, backend):
+        return jnp.sum(jnp.sin(seqjax.unroll(cell, p, xs, backend=backend)[0]))
+
+    for backend in ("fused", "sequential"):
+        hvp = jax.jvp(jax.grad(lambda p: f(p, backend)), (params,), (params,))[1]
+        if backend == "fused":
+            ref = hvp
+        else:
+            for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(hvp), strict=True):
+                np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    with pytest.raises(TypeError, match="forward-mode"):
+        jax.jvp(lambda p: f(p, "fused"), (params,), (params,))
