@@ -108,8 +108,6 @@ def _jax_trainer(forward: Callable, rnn_params, xs, labels, mode: str = "train")
         updates, s = opt.update(g, s, p)
         return optax.apply_updates(p, updates), s, loss
 
-    step = jax.jit(train_step, donate_argnums=(0, 1))
-    state = [params, opt.init(params)]
     if mode == "infer":  # forward and loss only: no gradient, no update
         infer = jax.jit(loss_fn)
 
@@ -119,6 +117,9 @@ def _jax_trainer(forward: Callable, rnn_params, xs, labels, mode: str = "train")
             loss.block_until_ready()
 
         return run_infer
+
+    step = jax.jit(train_step, donate_argnums=(0, 1))
+    state = [params, opt.init(params)]
 
     def run(n: int) -> None:
         p, s = state

@@ -153,22 +153,26 @@ def unroll(
             remat=remat,
             return_carries=return_carries,
         )
-    if backend == "cudnn":
-        return _cudnn(cell, params, xs, carry, lengths, reverse, resets, return_carries, remat)
-    if backend == "fused":
-        unsupported = {
+    if backend in ("cudnn", "fused"):  # whole-sequence kernels: fewer options than the loop
+        options = {
             "resets": resets is not None,
             "return_carries": return_carries,
             "remat": remat,
             "unroll": unroll != 1,
         }
-        if cell.fused is None or any(unsupported.values()):
-            why = (
-                f"cell {cell.name!r} has no fused form"
-                if cell.fused is None
-                else "it does not take " + ", ".join(k for k, v in unsupported.items() if v)
-            )
-            raise ValueError(f"backend='fused': {why}; use backend='sequential'")
+        taken = [k for k, given in options.items() if given]
+        if backend == "cudnn" and cell.name != "lstm":
+            why = f"runs only the LSTM (cell {cell.name!r})"
+        elif backend == "fused" and cell.fused is None:
+            why = f"cell {cell.name!r} has no fused form"
+        elif backend == "cudnn" and xs.ndim != 3:
+            why = f"needs xs of shape (B, T, input_size), got {xs.shape}"
+        else:
+            why = "it does not take " + ", ".join(taken) if taken else ""
+        if why:
+            raise ValueError(f"backend={backend!r}: {why}; use backend='sequential'")
+    if backend == "cudnn":
+        return _cudnn(params, xs, carry, lengths, reverse)
     batch_shape = xs.shape[:-2]
     T = xs.shape[-2]
     init_carry = cell.initial_carry(params, batch_shape) if carry is None else carry
@@ -237,24 +241,10 @@ def _fused(cell: Cell, params, carry, xs, valid, batch_shape, hoist):
     return jax.tree.map(lambda a: unflat(a, ()), final), unflat(ys, (T,))
 
 
-def _cudnn(cell: Cell, params, xs, carry, lengths, reverse, resets, return_carries, remat):
+def _cudnn(params, xs, carry, lengths, reverse):
     """``backend="cudnn"``: an LSTM through ``jax.experimental.rnn`` (:mod:`seqjax.cudnn`)."""
     from seqjax import cudnn
 
-    unsupported = [
-        k
-        for k, v in (("resets", resets), ("return_carries", return_carries), ("remat", remat))
-        if v is not None and v is not False
-    ]
-    if cell.name != "lstm" or xs.ndim != 3 or unsupported:
-        why = (
-            f"runs only the LSTM (cell {cell.name!r})"
-            if cell.name != "lstm"
-            else f"needs xs of shape (B, T, input_size), got {xs.shape}"
-            if xs.ndim != 3
-            else "it does not take " + ", ".join(unsupported)
-        )
-        raise ValueError(f"backend='cudnn': {why}; use backend='sequential'")
     if lengths is not None:
         lengths = jnp.broadcast_to(jnp.asarray(lengths), xs.shape[:1])
     if reverse:

@@ -260,7 +260,6 @@ def check_restart(log, done_before, reached):
         part = text.split(f"{first}: training", 1)[1]
         start = resumed_from(log, text=part)
         assert start % EVERY == 0 and 0 <= reached[first] - start <= EVERY, (start, reached)
-    return trained
 
 
 @pytest.mark.slow

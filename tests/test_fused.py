@@ -111,6 +111,7 @@ def test_jit_vmap_and_bfloat16():
         (dict(resets=jnp.zeros((B, T), bool)), "resets"),
         (dict(return_carries=True), "return_carries"),
         (dict(remat=True), "remat"),
+        (dict(unroll=2, remat=True), "remat, unroll"),
     ],
 )
 def test_unsupported_options_name_themselves(kw, words):
