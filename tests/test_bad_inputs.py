@@ -139,6 +139,12 @@ CLI_CASES = [
         ["optim.learning_rate=-0.1"],
     ),
     (
+        "ema-decay-1",
+        ["train", SMOKE, "--workdir={w}", "--config.optim.ema_decay=1.0"],
+        "fresh",
+        ["optim.ema_decay=1.0", "[0.0, 1.0)"],
+    ),
+    (
         "dropout-above-1",
         ["train", SMOKE, "--workdir={w}", "--config.model.dropout=1.5"],
         "fresh",

@@ -289,3 +289,85 @@ def test_sst2_smoke_on_the_shared_files(shared_data, tmp_path, capsys):
     assert cli.main(["predict", f"--workdir={workdir}", text]) == 0
     label, _, echoed = capsys.readouterr().out.strip().splitlines()[-1].split("\t")
     assert label in ("negative", "positive") and echoed == text
+
+
+def _restore_latest(workdir):
+    """(config, task, state) of the latest checkpoint of a classification run."""
+    import ml_collections
+
+    from seqjax.train import checkpoint, optim
+    from seqjax.train.loop import _abstract_state
+
+    ckpt_dir, meta, first = checkpoint.open_workdir(workdir, "latest")
+    config = ml_collections.ConfigDict(meta["config"])
+    task = classify.build(config)
+    tx = optim.build(config.optim, config.train.num_steps)
+    mngr = checkpoint.manager(ckpt_dir, best_metric="accuracy", best_mode="max", create=False)
+    try:
+        _, _, state, _, _ = checkpoint.restore_newest(mngr, *_abstract_state(task, tx), first=first)
+    finally:
+        mngr.close()
+    return config, task, state
+
+
+def test_weight_averaging_is_what_eval_predict_and_resume_use(tmp_path, capsys):
+    """With optim.ema_decay the run evaluates, ranks and predicts with the running average of the
+    weights and logs the trained weights beside it; a run stopped and resumed half-way ends with
+    the same average as one that never stopped."""
+    from seqjax.train import optim
+
+    data = [_write_csv(tmp_path / "train.csv", 64, 0), _write_csv(tmp_path / "valid.csv", 24, 1)]
+
+    def run(name, steps):
+        args = _train_args(
+            tmp_path,
+            "--config.optim.learning_rate=0.05",
+            "--config.optim.ema_decay=0.8",
+            "--config.optim.schedule=constant",  # so that extending 10 steps to 20 is one run
+            "--config.train.eval_every=10",
+            "--config.train.checkpoint_every=10",
+            "--config.train.keep=3",
+            train=data[0],
+            validation=data[1],
+            steps=steps,
+        )
+        args[2] = f"--workdir={tmp_path / name}"
+        assert cli.main(args) == 0
+        return tmp_path / name
+
+    straight = run("straight", 20)
+    run("resumed", 10)
+    resumed = run("resumed", 20)
+    capsys.readouterr()
+
+    config, task, state = _restore_latest(straight)
+    _, _, state_r = _restore_latest(resumed)
+    average = optim.averaged(state.opt_state, state.params)
+    for a, b in zip(
+        jax.tree.leaves(average), jax.tree.leaves(optim.averaged(state_r.opt_state, state_r.params))
+    ):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert any(
+        not np.allclose(np.asarray(a), np.asarray(p))
+        for a, p in zip(jax.tree.leaves(average), jax.tree.leaves(state.params))
+    )
+    # The logged validation rows: the average's ("validation") and the weights' ("validation_raw").
+    rows = [json.loads(line) for line in (straight / "metrics.jsonl").read_text().splitlines()]
+    last = {r["split"]: r for r in rows if r.get("step") == 20}
+    assert last["validation"]["loss"] == pytest.approx(task.evaluate(average, "validation")["loss"])
+    assert last["validation_raw"]["loss"] == pytest.approx(
+        task.evaluate(state.params, "validation")["loss"]
+    )
+    assert last["validation"]["loss"] != pytest.approx(last["validation_raw"]["loss"])
+    # predict answers with the average: its probabilities are the average's, not the weights'.
+    predictor = Predictor(straight)
+    texts = ["great witty movie", "awful dull plot", "okay fine"]
+    tokens, lengths = predictor.pad_batch(predictor.encode(texts))
+    model = classify.model_from(
+        config.model,
+        predictor.tokenizer.vocab_size,
+        len(predictor.labels),
+        predictor.tokenizer.unk_id,
+    )
+    want = jax.nn.softmax(model.apply(average, tokens, lengths), axis=-1)
+    np.testing.assert_allclose(predictor.probabilities(texts), np.asarray(want), rtol=1e-5)

@@ -233,3 +233,31 @@ def test_bfloat16_params_run_under_strict_promotion(pooling):
     apply = jax.jit(lambda p, t, n, k: model.apply(p, t, n, key=k, train=True))
     logits = apply(params, tokens_of(1), LENGTHS, jax.random.key(2))
     assert logits.dtype == jnp.bfloat16 and np.isfinite(np.asarray(logits, np.float32)).all()
+
+
+def test_encoder_dropout_drops_the_top_outputs_before_pooling():
+    rate = 0.4
+    # Identity cell, one step, mean pooling and an identity head: the logits are the dropped
+    # top-layer outputs themselves.
+    model = sequence_classifier(
+        identity_cell(E), V, E, embed_size=E, pooling="mean", encoder_dropout=rate
+    )
+    params = model.init(jax.random.key(0))
+    params["out"] = {"w": jnp.eye(E), "b": jnp.zeros(E)}
+    tokens = jax.random.randint(jax.random.key(1), (2000, 1), 1, V)
+    ys = np.asarray(params["embed"])[np.asarray(tokens)[:, 0]]
+    np.testing.assert_allclose(model.apply(params, tokens), ys, rtol=1e-6)  # eval: untouched
+    out = np.asarray(model.apply(params, tokens, key=jax.random.key(2), train=True))
+    dropped = out == 0.0
+    np.testing.assert_allclose(out[~dropped], ys[~dropped] / (1 - rate), rtol=1e-5)
+    assert abs(dropped.mean() - rate) < 5 * np.sqrt(rate * (1 - rate) / dropped.size)
+    # Off (0), the other dropout masks are exactly those drawn without the option.
+    with_option, _ = build("attention", True, dropout=0.3, word_dropout=0.2, encoder_dropout=0.0)
+    without, params = build("attention", True, dropout=0.3, word_dropout=0.2)
+    tokens, key = tokens_of(3), jax.random.key(4)
+    np.testing.assert_array_equal(
+        with_option.apply(params, tokens, LENGTHS, key=key, train=True),
+        without.apply(params, tokens, LENGTHS, key=key, train=True),
+    )
+    with pytest.raises(ValueError, match="encoder_dropout"):
+        build("mean", False, encoder_dropout=1.0)

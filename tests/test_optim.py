@@ -168,3 +168,50 @@ def test_nonfinite_gradients_are_skipped_and_counted():
     info = optim.stats(state)
     assert not bool(info["nonfinite"]) and int(info["skipped"]) == 1
     assert float(jnp.abs(updates["w"]).sum()) > 0
+
+
+def test_weight_average_matches_a_numpy_loop():
+    # Heavy-ball SGD; the average follows w_avg <- b_n w_avg + (1 - b_n) w_n with
+    # b_n = min(decay, (1 + n) / (10 + n)), starting from the initial weights.
+    decay, lr, mu = 0.9, 0.3, 0.9
+    p = tree(7, 1.0)
+    tx = optim.build(cfg(ema_decay=decay, learning_rate=lr, momentum=mu), num_steps=50)
+    params = jax.tree.map(jnp.asarray, p)
+    state = tx.init(params)
+    avg = {k: v.astype(np.float64) for k, v in p.items()}
+    velocity = {k: np.zeros_like(v) for k, v in p.items()}
+    for n in range(25):
+        g = tree(100 + n, 1.0)
+        updates, state = tx.update(jax.tree.map(jnp.asarray, g), state, params)
+        params = optax_apply(params, updates)
+        beta = min(decay, (1 + n) / (10 + n))
+        for k in p:
+            velocity[k] = mu * velocity[k] + g[k]
+            p[k] = p[k] - lr * velocity[k]
+            avg[k] = beta * avg[k] + (1 - beta) * p[k]
+    got = optim.averaged(state, params)
+    for k in p:
+        np.testing.assert_allclose(np.asarray(params[k]), p[k], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(got[k]), avg[k], rtol=1e-5, atol=1e-5)
+        assert got[k].dtype == params[k].dtype
+    # The average lags the weights: it is not just a copy of them.
+    assert not np.allclose(np.asarray(got["w"]), np.asarray(params["w"]), atol=1e-3)
+
+
+def optax_apply(params, updates):
+    return jax.tree.map(lambda a, u: a + u, params, updates)
+
+
+def test_weight_average_skips_nonfinite_steps_and_is_off_by_default():
+    tx = optim.build(cfg(ema_decay=0.5), num_steps=10)
+    params = {"w": jnp.ones(3)}
+    state = tx.init(params)
+    _, state = tx.update({"w": jnp.ones(3)}, state, params)
+    before = np.asarray(optim.averaged(state, params)["w"])
+    _, state = tx.update({"w": jnp.array([1.0, jnp.nan, 0.0])}, state, params)
+    np.testing.assert_array_equal(np.asarray(optim.averaged(state, params)["w"]), before)
+    assert int(optim.stats(state)["skipped"]) == 1
+    plain = optim.build(cfg(), num_steps=10)  # no ema_decay: the weights themselves
+    assert optim.averaged(plain.init(params), params) is params
+    with pytest.raises(ValueError, match="ema_decay=1.0"):
+        optim.average_params(1.0)

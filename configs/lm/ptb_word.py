@@ -101,6 +101,7 @@ def get_config(arg=None):
     c.optim.weight_decay = 0.0
     c.optim.schedule = "step"
     c.optim.warmup_steps = 0
+    c.optim.ema_decay = 0.0  # > 0: evaluate an exponential moving average of the weights
     c.optim.decay_factor = decay  # every epoch ...
     c.optim.decay_every = steps_per_epoch
     c.optim.decay_start = (flat_epochs - 1) * steps_per_epoch  # ... from epoch flat_epochs + 1

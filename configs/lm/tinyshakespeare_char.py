@@ -78,6 +78,7 @@ def get_config(arg=None):
     c.optim.weight_decay = 0.0
     c.optim.schedule = "cosine"  # cosine decay to 0 over train.num_steps, after the warmup
     c.optim.warmup_steps = 100
+    c.optim.ema_decay = 0.0  # > 0: evaluate an exponential moving average of the weights
     c.optim.decay_factor = 0.5
     c.optim.decay_every = 1000
     c.optim.decay_start = 0

@@ -76,6 +76,7 @@ def get_config(arg=None):
     c.optim.weight_decay = 0.0
     c.optim.schedule = "cosine"
     c.optim.warmup_steps = 200
+    c.optim.ema_decay = 0.0  # > 0: evaluate an exponential moving average of the weights
     c.optim.decay_factor = 0.5
     c.optim.decay_every = 1000
     c.optim.decay_start = 0

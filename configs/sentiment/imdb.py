@@ -78,6 +78,7 @@ def get_config(arg=None):
     c.optim.weight_decay = 1e-4
     c.optim.schedule = "cosine"
     c.optim.warmup_steps = 100
+    c.optim.ema_decay = 0.0  # > 0: evaluate an exponential moving average of the weights
 
     c.train = ml_collections.ConfigDict()
     c.train.num_steps = arg.steps or 3500  # 32 reviews a step: 5 epochs of the 22.5k held in

@@ -69,8 +69,10 @@ def get_config(arg=None):
     c.model.embed_size = 300  # D_e (Flax examples/sst2: 300)
     c.model.embeddings_file = ""  # GloVe-format text file to start the embedding from; "" = random
     c.model.mlp_hidden = (256,)  # the head's hidden layers
+    c.model.mlp_activation = "relu"  # relu | tanh | gelu (Flax examples/sst2: tanh)
     c.model.dropout = 0.5  # embedding output, between layers, before each dense layer
     c.model.word_dropout = 0.1  # tokens replaced by <unk> while training
+    c.model.encoder_dropout = 0.0  # on the BiLSTM outputs before pooling (Flax examples/sst2: 0.5)
     c.model.forget_bias = 1.0  # LSTM: added to the forget-gate bias (Jozefowicz et al. 2015)
     c.model.activation = "tanh"  # Elman
     c.model.reset_after = True  # GRU: cuDNN form
@@ -88,6 +90,7 @@ def get_config(arg=None):
     c.optim.weight_decay = 3e-6  # L2 added to the gradient
     c.optim.schedule = "cosine"
     c.optim.warmup_steps = 0
+    c.optim.ema_decay = 0.0  # > 0: evaluate an exponential moving average of the weights
 
     c.train = ml_collections.ConfigDict()
     c.train.num_steps = arg.steps or 6000  # 64 phrases a step: about 5.7 epochs

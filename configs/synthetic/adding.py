@@ -60,6 +60,7 @@ def get_config(arg=None):
     c.optim.weight_decay = 0.0  # L2 (adamw: decoupled)
     c.optim.schedule = "constant"  # constant | cosine | step
     c.optim.warmup_steps = 0  # linear warmup from 0 before the schedule
+    c.optim.ema_decay = 0.0  # > 0: evaluate an exponential moving average of the weights
     c.optim.decay_factor = 0.5  # step schedule: multiply by this ...
     c.optim.decay_every = 1000  # ... every this many steps ...
     c.optim.decay_start = 0  # ... after this many steps

@@ -17,7 +17,8 @@ logits, whatever they are. Pooling over the valid steps only:
   :math:`\alpha_t = \mathrm{softmax}_{t \le \ell}(u_t^\top q)`, :math:`s = \sum_t \alpha_t h_t`.
 
 Regularisation: dropout on the embedding output, between layers, and before every dense layer of
-the head; word dropout replaces each token by ``<unk>`` (``unk_id``) or, without ``unk_id``, zeroes
+the head (the pooled vector included); optionally (``encoder_dropout``) also on the top layer's
+outputs before pooling, as Flax's ``examples/sst2`` does before its attention; word dropout replaces each token by ``<unk>`` (``unk_id``) or, without ``unk_id``, zeroes
 its embedding, with probability ``word_dropout`` and without rescaling: a dropped word should look
 like a missing or unknown word, not like a louder one (Iyyer et al. 2015, sec. 3.1, drop words
 from the average; Bowman et al. 2016 replace them by ``<unk>``).
@@ -102,6 +103,7 @@ def sequence_classifier(
     variational: bool = False,
     word_dropout: float = 0.0,
     unk_id: Optional[int] = None,
+    encoder_dropout: float = 0.0,
     init_scale: float = 0.1,
     param_dtype=jnp.float32,
 ) -> SequenceClassifier:
@@ -125,6 +127,8 @@ def sequence_classifier(
       variational: one dropout mask per sequence for the per-step dropouts (Gal & Ghahramani 2016).
       word_dropout: probability of dropping each token when training (see the module docstring).
       unk_id: the ``<unk>`` id that dropped tokens become; ``None`` zeroes their embeddings.
+      encoder_dropout: rate on the top layer's outputs ``(*batch, T, D)`` before pooling (a fresh
+        mask per step and unit); 0 leaves them as they are.
       init_scale: the embedding starts ``U(-s, s)``; load pretrained vectors with
         :func:`init_embedding_from`.
       param_dtype: dtype of the embedding, attention and head parameters.
@@ -148,6 +152,7 @@ def sequence_classifier(
         )
     dropout = check_rate("dropout", dropout)
     word_dropout = check_rate("word_dropout", word_dropout)
+    encoder_dropout = check_rate("encoder_dropout", encoder_dropout)
     if unk_id is not None and not 0 <= unk_id < vocab_size:
         raise ValueError(f"unk_id={unk_id!r}: must be a token id in [0, {vocab_size})")
     layer = rnn(cells, bidirectional=bidirectional, dropout_rate=dropout, variational=variational)
@@ -223,11 +228,14 @@ def sequence_classifier(
         return jnp.einsum("...t,...td->...d", weights.astype(ys.dtype), ys)
 
     def apply(params, tokens, lengths=None, *, key=None, train=False):
-        drop = train and (dropout > 0.0 or word_dropout > 0.0)
+        drop = train and (dropout > 0.0 or word_dropout > 0.0 or encoder_dropout > 0.0)
         if drop and key is None:
             raise ValueError("train=True with dropout needs a PRNG key: apply(..., key=key)")
         k_enc, k_head = jax.random.split(key) if drop else (None, None)
-        s = pool(params, encode(params, tokens, lengths, key=k_enc, train=train), lengths)
+        ys = encode(params, tokens, lengths, key=k_enc, train=train)
+        if drop and encoder_dropout > 0.0:  # its own stream: the other masks stay as without it
+            ys = dropout_fn(jax.random.fold_in(k_head, 1), ys, encoder_dropout)
+        s = pool(params, ys, lengths)
         head_keys = jax.random.split(k_head, len(sizes) - 1) if drop else [None] * len(sizes)
         for i, dense in enumerate([*params["mlp"], params["out"]]):
             if drop and dropout > 0.0:

@@ -86,6 +86,7 @@ def model_from(
             variational=bool(_field(model_cfg, "variational", False)),
             word_dropout=float(_field(model_cfg, "word_dropout", 0.0)),
             unk_id=unk_id,
+            encoder_dropout=float(_field(model_cfg, "encoder_dropout", 0.0)),
         )
     except ValueError as e:  # "dropout=1.5: must be ..." names the field
         raise UserError(f"model.{e}") from None

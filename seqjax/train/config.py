@@ -226,6 +226,7 @@ def validate(config) -> None:
         _number(config, "optim.clip_value", 0.0, float("inf"), low_open=True)
     _number(config, "optim.momentum", 0.0, 1.0)
     _number(config, "optim.weight_decay", 0.0, float("inf"))
+    _number(config, "optim.ema_decay", 0.0, 1.0)  # optional: weight averaging
     for key in ("optim.warmup_steps", "optim.decay_start"):
         v = _get(config, key, 0)
         if not _is_int(v) or v < 0:
@@ -263,10 +264,25 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+# Fields added after runs had been saved without them: absent reads as this value, so a config
+# that sets the default still resumes those runs.
+ADDED_DEFAULTS = {
+    "optim.ema_decay": 0.0,
+    "model.encoder_dropout": 0.0,
+    "model.mlp_activation": "relu",
+}
+
+
 def experiment_diff(saved: dict, current: dict) -> list[str]:
     """The fields (outside :data:`RUN_CONTROL`) in which two configs differ, as
-    ``"key: saved -> current"`` strings; empty when they describe the same experiment."""
+    ``"key: saved -> current"`` strings; empty when they describe the same experiment.
+
+    Example:
+      >>> experiment_diff({"optim": {"name": "sgd"}}, {"optim": {"name": "sgd", "ema_decay": 0.0}})
+      []
+    """
     a, b = flatten(to_dict(saved)), flatten(to_dict(current))
+    a, b = ({**ADDED_DEFAULTS, **a}, {**ADDED_DEFAULTS, **b})
     diffs = []
     for key in sorted(set(a) | set(b)):
         if key in RUN_CONTROL or a.get(key, _ABSENT) == b.get(key, _ABSENT):

@@ -15,7 +15,10 @@ The loop owns every side effect of a run and talks to the task only through
    step), stop on a non-finite step unless ``train.skip_nonfinite``, write means to
    ``metrics.jsonl``/TensorBoard and the progress display;
 5. every ``train.eval_every`` and ``train.checkpoint_every`` steps and at the end: evaluate on the
-   task's validation split; at checkpoint steps save a checkpoint ranked by that metric;
+   task's validation split; at checkpoint steps save a checkpoint ranked by that metric. With
+   ``optim.ema_decay > 0`` the evaluated parameters are the running average
+   (:func:`seqjax.train.optim.averaged`), and the trained ones are evaluated beside them as split
+   ``<split>_raw``;
 6. early stopping (optional, ``train.early_stop_patience = N > 0``; 0 or absent: off): when the
    task's ``best_metric`` has not improved on its best for ``N`` evaluations in a row, save a
    checkpoint at that step and stop. The best value and the count are saved in every checkpoint's
@@ -161,13 +164,13 @@ def _train(config, task: Task, tx, workdir: pathlib.Path, mngr, mesh=None) -> di
                 f"{task.best_metric} did not improve for {patience} evaluations); raise "
                 "train.early_stop_patience to continue"
             )
-            validation = task.evaluate(state.params, split)
+            validation = task.evaluate(step_lib.eval_params(state), split)
         elif start >= tc.num_steps:
             progress.line(
                 f"nothing to train: the checkpoint at step {start} already reaches "
                 f"train.num_steps={tc.num_steps}; raise train.num_steps to continue"
             )
-            validation = task.evaluate(state.params, split)
+            validation = task.evaluate(step_lib.eval_params(state), split)
         else:
             state, validation, stop_step = _run(
                 config, task, tx, state, rng, mngr, writer, progress, meta, latest, early, mesh
@@ -226,6 +229,7 @@ def _run(
     validation: dict = {}
     clock, timed = None, 0  # throughput: wall time and steps since `clock` (compile excluded)
     diag_every = tc.get("diagnostics_every", 0) if task.diagnose is not None else 0
+    averaging = bool(config.optim.get("ema_decay", 0.0))
 
     def fetch():
         nonlocal pending
@@ -272,9 +276,13 @@ def _run(
             window.clear()
             clock, timed = time.perf_counter(), 0
         if is_eval:
-            validation = task.evaluate(state.params, split)
+            validation = task.evaluate(step_lib.eval_params(state), split)
             writer.write(done, split, validation)
             progress.line(f"step {done} {split}: {format_metrics(validation)}")
+            if averaging:  # the weights trained, beside their average (split "<split>_raw")
+                raw = task.evaluate(state.params, split)
+                writer.write(done, f"{split}_raw", raw)
+                progress.line(f"step {done} {split}_raw: {format_metrics(raw)}")
             if stopper.update(float(validation[task.best_metric])):
                 stop_step, is_ckpt = done, True
                 progress.line(
@@ -329,7 +337,7 @@ def evaluate_checkpoint(
         )
     finally:
         mngr.close()
-    return {"step": int(step), "split": split, **task.evaluate(state.params, split)}
+    return {"step": int(step), "split": split, **task.evaluate(step_lib.eval_params(state), split)}
 
 
 __all__ = ["evaluate_checkpoint", "train_and_evaluate"]

@@ -5,7 +5,8 @@ r"""The optimizer, built from ``config.optim`` in one place as one ``optax.chain
     apply_if_finite(                       # non-finite gradients: no update, counted
       chain(flag_clipping(clip),           # none | global_norm | value | adaptive
             add_decayed_weights(wd),       # coupled L2 (sgd, adam, rmsprop; adamw decouples)
-            inject_hyperparams(opt)(learning_rate=schedule)))
+            inject_hyperparams(opt)(learning_rate=schedule),
+            average_params(ema_decay)))    # only with optim.ema_decay > 0
 
 Clipping (``optim.clip`` with threshold ``optim.clip_value``):
 
@@ -30,6 +31,15 @@ Schedules (``optim.schedule``), each after ``optim.warmup_steps`` steps of linea
   ``optim.decay_start`` (Zaremba et al. 2014, sec. 4: "after 4 epochs, halve every epoch"), where
   ``s`` counts steps after warmup.
 
+Weight averaging (``optim.ema_decay`` = :math:`\beta`, 0 or absent: off): the optimizer state
+also keeps an exponential moving average of the parameters after each applied update,
+:math:`\bar w_n = \beta_n \bar w_{n-1} + (1 - \beta_n) w_n` with
+:math:`\beta_n = \min(\beta, (1 + n) / (10 + n))` (Polyak & Juditsky 1992's averaging in the
+exponential form of TensorFlow's ``ExponentialMovingAverage(num_updates=n)``, whose ramp keeps the
+early average from clinging to the initial weights). Training is unchanged; evaluation,
+checkpoint selection, ``seqjax eval``/``predict``/``sample`` use :math:`\bar w`
+(:func:`averaged`).
+
 The schedule counts applied updates (steps skipped by ``apply_if_finite`` do not advance it).
 :func:`stats` reads the learning rate used, whether clipping fired and the non-finite counters
 back out of the optimizer state, for the metrics.
@@ -49,6 +59,62 @@ CLIPS = ("none", "global_norm", "value", "adaptive")
 SCHEDULES = ("constant", "cosine", "step")
 # apply_if_finite applies a non-finite update after this many in a row; never, in practice.
 _MAX_CONSECUTIVE_NONFINITE = 2**30
+
+
+class AverageState(NamedTuple):
+    count: jax.Array  # shape=(), int32: updates averaged so far
+    average: Any  # the running average of the parameters (float32 or wider)
+
+
+def average_params(decay: float) -> optax.GradientTransformation:
+    """Keeps an exponential moving average of the parameters in the optimizer state (see the
+    module docstring); the updates pass through unchanged. It must come last in a chain, so that
+    ``params + updates`` are the new parameters.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> tx = average_params(0.5)
+      >>> p = jnp.zeros(1)
+      >>> state = tx.init(p)
+      >>> u, state = tx.update(jnp.ones(1), state, p)  # beta_0 = min(0.5, 1/10) = 0.1
+      >>> round(float(state.average[0]), 6)
+      0.9
+    """
+    if not 0.0 <= decay < 1.0:
+        raise ValueError(f"optim.ema_decay={decay!r}: must be in [0, 1)")
+
+    def widen(x):
+        return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+    def init(params):
+        # A copy, never the parameters' own buffers: the training step donates the whole state.
+        start = jax.tree.map(lambda p: jnp.array(p, dtype=widen(p).dtype, copy=True), params)
+        return AverageState(jnp.zeros((), jnp.int32), start)
+
+    def update(updates, state, params=None):
+        if params is None:
+            raise ValueError("average_params needs the parameters: tx.update(g, state, params)")
+        n = state.count.astype(jnp.float32)
+        beta = jnp.minimum(jnp.float32(decay), (1.0 + n) / (10.0 + n))
+        average = jax.tree.map(
+            lambda a, p, u: beta * a + (1.0 - beta) * widen(optax.apply_updates(p, u)),
+            state.average,
+            params,
+            updates,
+        )
+        return updates, AverageState(state.count + 1, average)
+
+    return optax.GradientTransformation(init, update)
+
+
+def averaged(opt_state: Any, params: Any) -> Any:
+    """The parameters to evaluate: the running average kept by :func:`build` when
+    ``optim.ema_decay > 0`` (cast to the dtypes of ``params``), else ``params`` themselves."""
+    chain_state = opt_state.inner_state
+    for s in chain_state:
+        if isinstance(s, AverageState):
+            return jax.tree.map(lambda a, p: a.astype(p.dtype), s.average, params)
+    return params
 
 
 class ClipFlagState(NamedTuple):
@@ -176,6 +242,9 @@ def build(optim_cfg: Mapping, num_steps: int) -> optax.GradientTransformation:
     if wd and optim_cfg["name"] != "adamw":
         parts.append(optax.add_decayed_weights(wd))
     parts.append(standard_promotion(_optimizer(optim_cfg, schedule(optim_cfg, num_steps))))
+    ema = optim_cfg.get("ema_decay", 0.0) or 0.0
+    if ema:
+        parts.append(average_params(ema))
     return optax.apply_if_finite(optax.chain(*parts), _MAX_CONSECUTIVE_NONFINITE)
 
 
@@ -184,7 +253,8 @@ def stats(opt_state: Any) -> dict[str, jax.Array]:
     ``clipped`` (clipping changed the last applied update), ``nonfinite`` (the last gradients were
     not finite, so no update) and ``skipped`` (how many updates were dropped so far)."""
     chain_state = opt_state.inner_state
-    inject_state = chain_state[-1]  # standard_promotion keeps the inner state as it is
+    # standard_promotion keeps the inner state as it is; the average, if any, comes after it
+    inject_state = next(s for s in chain_state if hasattr(s, "hyperparams"))
     return {
         "learning_rate": inject_state.hyperparams["learning_rate"],
         "clipped": chain_state[0].clipped,
@@ -193,4 +263,15 @@ def stats(opt_state: Any) -> dict[str, jax.Array]:
     }
 
 
-__all__ = ["CLIPS", "OPTIMIZERS", "SCHEDULES", "build", "clipping", "flag_clipping", "schedule"]
+__all__ = [
+    "CLIPS",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "AverageState",
+    "average_params",
+    "averaged",
+    "build",
+    "clipping",
+    "flag_clipping",
+    "schedule",
+]

@@ -71,7 +71,7 @@ class Predictor:
             self.step = int(step)
         finally:
             mngr.close()
-        self.params = state.params
+        self.params = optim.averaged(state.opt_state, state.params)  # the evaluated weights
         self._probs = jax.jit(
             lambda params, tokens, lengths: jax.nn.softmax(
                 model.apply(params, tokens, lengths).astype(np.float32), axis=-1

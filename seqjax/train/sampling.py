@@ -63,7 +63,7 @@ def load_language_model(workdir, which: str = "best") -> tuple:
         step, _, restored, _, _ = checkpoint.restore_newest(mngr, state, rng, first=first)
     finally:
         mngr.close()
-    return model, restored.params, tokenizer, int(step)
+    return model, optim.averaged(restored.opt_state, restored.params), tokenizer, int(step)
 
 
 def generate(

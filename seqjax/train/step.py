@@ -42,6 +42,13 @@ def init_state(task: Task, tx: optax.GradientTransformation, key: jax.Array) -> 
     )
 
 
+def eval_params(state: TrainState) -> Any:
+    """The parameters that evaluation, checkpoint selection and inference use: the optimizer's
+    running average with ``optim.ema_decay > 0`` (:func:`seqjax.train.optim.averaged`), else
+    ``state.params``."""
+    return optim.averaged(state.opt_state, state.params)
+
+
 def make_train_step(
     task: Task, tx: optax.GradientTransformation, mesh: Optional[Mesh] = None
 ) -> Callable:
@@ -86,4 +93,4 @@ def make_train_step(
     return jax.jit(train_step, donate_argnums=0, out_shardings=(everywhere, everywhere))
 
 
-__all__ = ["TrainState", "init_state", "make_train_step"]
+__all__ = ["TrainState", "eval_params", "init_state", "make_train_step"]
