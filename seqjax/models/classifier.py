@@ -18,10 +18,11 @@ logits, whatever they are. Pooling over the valid steps only:
 
 Regularisation: dropout on the embedding output, between layers, and before every dense layer of
 the head (the pooled vector included); optionally (``encoder_dropout``) also on the top layer's
-outputs before pooling, as Flax's ``examples/sst2`` does before its attention; word dropout replaces each token by ``<unk>`` (``unk_id``) or, without ``unk_id``, zeroes
-its embedding, with probability ``word_dropout`` and without rescaling: a dropped word should look
-like a missing or unknown word, not like a louder one (Iyyer et al. 2015, sec. 3.1, drop words
-from the average; Bowman et al. 2016 replace them by ``<unk>``).
+outputs before pooling, as Flax's ``examples/sst2`` does before its attention. Word dropout
+replaces each token by ``<unk>`` (``unk_id``) or, without ``unk_id``, zeroes its embedding,
+with probability ``word_dropout`` and without rescaling: a dropped word should look like a
+missing or unknown word, not like a louder one (Iyyer et al. 2015, sec. 3.1, drop words from the
+average; Bowman et al. 2016 replace them by ``<unk>``).
 """
 
 from __future__ import annotations
