@@ -96,12 +96,8 @@ def average_params(decay: float) -> optax.GradientTransformation:
             raise ValueError("average_params needs the parameters: tx.update(g, state, params)")
         n = state.count.astype(jnp.float32)
         beta = jnp.minimum(jnp.float32(decay), (1.0 + n) / (10.0 + n))
-        average = jax.tree.map(
-            lambda a, p, u: beta * a + (1.0 - beta) * widen(optax.apply_updates(p, u)),
-            state.average,
-            params,
-            updates,
-        )
+        new_params = jax.tree.map(widen, optax.apply_updates(params, updates))
+        average = optax.incremental_update(new_params, state.average, 1.0 - beta)
         return updates, AverageState(state.count + 1, average)
 
     return optax.GradientTransformation(init, update)
