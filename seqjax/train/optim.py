@@ -97,7 +97,9 @@ def average_params(decay: float) -> optax.GradientTransformation:
         n = state.count.astype(jnp.float32)
         beta = jnp.minimum(jnp.float32(decay), (1.0 + n) / (10.0 + n))
         new_params = jax.tree.map(widen, optax.apply_updates(params, updates))
-        average = optax.incremental_update(new_params, state.average, 1.0 - beta)
+        # incremental_update(x, y, s) = s * x + (1 - s) * y: beta on the old average, 1 - beta on
+        # the new weights (this order computes exactly beta * avg + (1 - beta) * w in float32)
+        average = optax.incremental_update(state.average, new_params, beta)
         return updates, AverageState(state.count + 1, average)
 
     return optax.GradientTransformation(init, update)
