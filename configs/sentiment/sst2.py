@@ -9,8 +9,9 @@ negative/positive. Word tokenizer over the training phrases, no pretrained vecto
 Model (the sizes of Flax's ``examples/sst2``): embedding 300 -> bidirectional LSTM, 256 units
 per direction -> attention pooling over the valid steps -> MLP (256) -> 2 logits, with dropout 0.5
 and word dropout 0.1 (Iyyer et al. 2015). SGD with momentum 0.9 (learning rate 0.1, L2 3e-6, as
-Flax's example) with cosine decay over 6000 steps of 64 phrases; best checkpoint by validation
-accuracy; early stopping after ``train.early_stop_patience`` evaluations without improvement (off).
+Flax's example) with cosine decay over 6000 steps of 64 phrases; evaluation on an exponential
+moving average of the weights (decay 0.999, ``optim.ema_decay``; 0 evaluates the weights
+themselves); best checkpoint by validation accuracy; early stopping after ``train.early_stop_patience`` evaluations without improvement (off).
 
 Launch:
   seqjax train --config configs/sentiment/sst2.py --workdir runs/sst2
@@ -69,10 +70,10 @@ def get_config(arg=None):
     c.model.embed_size = 300  # D_e (Flax examples/sst2: 300)
     c.model.embeddings_file = ""  # GloVe-format text file to start the embedding from; "" = random
     c.model.mlp_hidden = (256,)  # the head's hidden layers
-    c.model.mlp_activation = "relu"  # relu | tanh | gelu (Flax examples/sst2: tanh)
+    c.model.mlp_activation = "relu"  # relu | tanh | gelu (Flax examples/sst2: tanh; not better)
     c.model.dropout = 0.5  # embedding output, between layers, before each dense layer
     c.model.word_dropout = 0.1  # tokens replaced by <unk> while training
-    c.model.encoder_dropout = 0.0  # on the BiLSTM outputs before pooling (Flax examples/sst2: 0.5)
+    c.model.encoder_dropout = 0.0  # on the BiLSTM outputs before pooling (Flax's 0.5: not better)
     c.model.forget_bias = 1.0  # LSTM: added to the forget-gate bias (Jozefowicz et al. 2015)
     c.model.activation = "tanh"  # Elman
     c.model.reset_after = True  # GRU: cuDNN form
@@ -90,7 +91,7 @@ def get_config(arg=None):
     c.optim.weight_decay = 3e-6  # L2 added to the gradient
     c.optim.schedule = "cosine"
     c.optim.warmup_steps = 0
-    c.optim.ema_decay = 0.0  # > 0: evaluate an exponential moving average of the weights
+    c.optim.ema_decay = 0.999  # evaluate a moving average of the weights (0: the weights)
 
     c.train = ml_collections.ConfigDict()
     c.train.num_steps = arg.steps or 6000  # 64 phrases a step: about 5.7 epochs
