@@ -51,13 +51,13 @@ def _write_csv(path, n, seed, labels=WORDS):
     return path
 
 
-def _train_args(tmp_path, *extra, train=None, validation=None, steps=6):
+def _train_args(tmp_path, *extra, train=None, validation=None, steps=6, workdir="run"):
     train = train or _write_csv(tmp_path / "train.csv", 64, 0)
     validation = validation or _write_csv(tmp_path / "valid.csv", 24, 1)
     return [
         "train",
         f"--config={CSV}:smoke,train={train},validation={validation},steps={steps}",
-        f"--workdir={tmp_path / 'run'}",
+        f"--workdir={tmp_path / workdir}",
         f"--config.data.cache_dir={tmp_path / 'cache'}",
         *extra,
     ]
@@ -295,19 +295,12 @@ def _restore_latest(workdir):
     """(config, task, state) of the latest checkpoint of a classification run."""
     import ml_collections
 
-    from seqjax.train import checkpoint, optim
-    from seqjax.train.loop import _abstract_state
+    from seqjax.train import checkpoint
 
     ckpt_dir, meta, first = checkpoint.open_workdir(workdir, "latest")
     config = ml_collections.ConfigDict(meta["config"])
     task = classify.build(config)
-    tx = optim.build(config.optim, config.train.num_steps)
-    mngr = checkpoint.manager(ckpt_dir, best_metric="accuracy", best_mode="max", create=False)
-    try:
-        _, _, state, _, _ = checkpoint.restore_newest(mngr, *_abstract_state(task, tx), first=first)
-    finally:
-        mngr.close()
-    return config, task, state
+    return config, task, loop.restore(ckpt_dir, meta, first, task)[1]
 
 
 def test_weight_averaging_is_what_eval_predict_and_resume_use(tmp_path, capsys):
@@ -330,8 +323,8 @@ def test_weight_averaging_is_what_eval_predict_and_resume_use(tmp_path, capsys):
             train=data[0],
             validation=data[1],
             steps=steps,
+            workdir=name,
         )
-        args[2] = f"--workdir={tmp_path / name}"
         assert cli.main(args) == 0
         return tmp_path / name
 

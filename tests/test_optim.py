@@ -5,6 +5,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from seqjax.train import optim
@@ -183,7 +184,7 @@ def test_weight_average_matches_a_numpy_loop():
     for n in range(25):
         g = tree(100 + n, 1.0)
         updates, state = tx.update(jax.tree.map(jnp.asarray, g), state, params)
-        params = optax_apply(params, updates)
+        params = optax.apply_updates(params, updates)
         beta = min(decay, (1 + n) / (10 + n))
         for k in p:
             velocity[k] = mu * velocity[k] + g[k]
@@ -196,10 +197,6 @@ def test_weight_average_matches_a_numpy_loop():
         assert got[k].dtype == params[k].dtype
     # The average lags the weights: it is not just a copy of them.
     assert not np.allclose(np.asarray(got["w"]), np.asarray(params["w"]), atol=1e-3)
-
-
-def optax_apply(params, updates):
-    return jax.tree.map(lambda a, u: a + u, params, updates)
 
 
 def test_weight_average_skips_nonfinite_steps_and_is_off_by_default():

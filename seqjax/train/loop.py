@@ -229,7 +229,7 @@ def _run(
     validation: dict = {}
     clock, timed = None, 0  # throughput: wall time and steps since `clock` (compile excluded)
     diag_every = tc.get("diagnostics_every", 0) if task.diagnose is not None else 0
-    averaging = bool(config.optim.get("ema_decay", 0.0))
+    averaging = optim.ema_decay(config.optim) > 0
 
     def fetch():
         nonlocal pending
@@ -314,6 +314,27 @@ def _run(
     return state, validation, stop_step
 
 
+def restore(ckpt_dir, meta: dict, first, task: Task) -> tuple[int, step_lib.TrainState]:
+    """``(step, state)`` of the newest complete checkpoint from ``first`` down (what
+    :func:`seqjax.train.checkpoint.open_workdir` returned), restored into the structure of
+    ``task`` and of the optimizer that ``meta["config"]`` describes. Inference reads its weights
+    with :func:`seqjax.train.step.eval_params`."""
+    import ml_collections
+
+    config = ml_collections.ConfigDict(meta["config"])
+    tx = optim.build(config.optim, config.train.num_steps)
+    mngr = checkpoint.manager(
+        ckpt_dir, best_metric=meta["best_metric"], best_mode=meta["best_mode"], create=False
+    )
+    try:
+        step, _, state, _, _ = checkpoint.restore_newest(
+            mngr, *_abstract_state(task, tx), first=first
+        )
+    finally:
+        mngr.close()
+    return int(step), state
+
+
 def evaluate_checkpoint(
     workdir, split: Optional[str] = None, which: str = "best"
 ) -> dict[str, Any]:
@@ -322,22 +343,12 @@ def evaluate_checkpoint(
     ckpt_dir, meta, first = checkpoint.open_workdir(workdir, which)
     import ml_collections
 
-    config = ml_collections.ConfigDict(meta["config"])
-    task = tasks.build(config)
+    task = tasks.build(ml_collections.ConfigDict(meta["config"]))
     split = split or task.eval_splits[0]
     if split not in task.eval_splits:
         raise UserError(f"--split={split!r}: choose one of {', '.join(task.eval_splits)}")
-    tx = optim.build(config.optim, config.train.num_steps)
-    mngr = checkpoint.manager(
-        ckpt_dir, best_metric=task.best_metric, best_mode=task.best_mode, create=False
-    )
-    try:
-        step, _, state, _, _ = checkpoint.restore_newest(
-            mngr, *_abstract_state(task, tx), first=first
-        )
-    finally:
-        mngr.close()
-    return {"step": int(step), "split": split, **task.evaluate(step_lib.eval_params(state), split)}
+    step, state = restore(ckpt_dir, meta, first, task)
+    return {"step": step, "split": split, **task.evaluate(step_lib.eval_params(state), split)}
 
 
-__all__ = ["evaluate_checkpoint", "train_and_evaluate"]
+__all__ = ["evaluate_checkpoint", "restore", "train_and_evaluate"]

@@ -105,6 +105,11 @@ def average_params(decay: float) -> optax.GradientTransformation:
     return optax.GradientTransformation(init, update)
 
 
+def ema_decay(optim_cfg: Mapping) -> float:
+    """``optim.ema_decay``; 0 (off) when absent."""
+    return float(optim_cfg.get("ema_decay", 0.0) or 0.0)
+
+
 def averaged(opt_state: Any, params: Any) -> Any:
     """The parameters to evaluate: the running average kept by :func:`build` when
     ``optim.ema_decay > 0`` (cast to the dtypes of ``params``), else ``params`` themselves."""
@@ -240,9 +245,8 @@ def build(optim_cfg: Mapping, num_steps: int) -> optax.GradientTransformation:
     if wd and optim_cfg["name"] != "adamw":
         parts.append(optax.add_decayed_weights(wd))
     parts.append(standard_promotion(_optimizer(optim_cfg, schedule(optim_cfg, num_steps))))
-    ema = optim_cfg.get("ema_decay", 0.0) or 0.0
-    if ema:
-        parts.append(average_params(ema))
+    if ema_decay(optim_cfg) > 0:
+        parts.append(average_params(ema_decay(optim_cfg)))
     return optax.apply_if_finite(optax.chain(*parts), _MAX_CONSECUTIVE_NONFINITE)
 
 
@@ -270,6 +274,7 @@ __all__ = [
     "averaged",
     "build",
     "clipping",
+    "ema_decay",
     "flag_clipping",
     "schedule",
 ]

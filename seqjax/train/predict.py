@@ -39,8 +39,9 @@ class Predictor:
         from seqjax import data as data_lib
         from seqjax.tasks.base import Task
         from seqjax.tasks.classify import model_from
-        from seqjax.train import checkpoint, optim
-        from seqjax.train.loop import _abstract_state
+        from seqjax.train import checkpoint
+        from seqjax.train.loop import restore
+        from seqjax.train.step import eval_params
 
         ckpt_dir, meta, first = checkpoint.open_workdir(
             workdir, which, train_hint="--config configs/sentiment/sst2.py"
@@ -60,18 +61,8 @@ class Predictor:
             config.model, self.tokenizer.vocab_size, len(self.labels), self.tokenizer.unk_id
         )
         shell = Task(model.init, lambda p: (), None, None, None, (), "accuracy", "max", {})
-        tx = optim.build(config.optim, config.train.num_steps)
-        mngr = checkpoint.manager(
-            ckpt_dir, best_metric=meta["best_metric"], best_mode=meta["best_mode"], create=False
-        )
-        try:
-            step, _, state, _, _ = checkpoint.restore_newest(
-                mngr, *_abstract_state(shell, tx), first=first
-            )
-            self.step = int(step)
-        finally:
-            mngr.close()
-        self.params = optim.averaged(state.opt_state, state.params)  # the evaluated weights
+        self.step, state = restore(ckpt_dir, meta, first, shell)
+        self.params = eval_params(state)  # the evaluated weights (the average, if kept)
         self._probs = jax.jit(
             lambda params, tokens, lengths: jax.nn.softmax(
                 model.apply(params, tokens, lengths).astype(np.float32), axis=-1

@@ -22,8 +22,9 @@ from seqjax.errors import UserError
 from seqjax.models.lm import sample
 from seqjax.tasks import lm as lm_task
 from seqjax.tasks.base import Task
-from seqjax.train import checkpoint, optim
+from seqjax.train import checkpoint
 from seqjax.train import step as step_lib
+from seqjax.train.loop import restore
 
 
 def load_language_model(workdir, which: str = "best") -> tuple:
@@ -53,17 +54,8 @@ def load_language_model(workdir, which: str = "best") -> tuple:
         best_mode=meta["best_mode"],
         metadata={},
     )
-    tx = optim.build(config.optim, config.train.num_steps)
-    state = jax.eval_shape(lambda k: step_lib.init_state(shell, tx, k), jax.random.key(0))
-    rng = jax.eval_shape(lambda: jax.random.key_data(jax.random.key(0)))
-    mngr = checkpoint.manager(
-        ckpt_dir, best_metric=meta["best_metric"], best_mode=meta["best_mode"], create=False
-    )
-    try:
-        step, _, restored, _, _ = checkpoint.restore_newest(mngr, state, rng, first=first)
-    finally:
-        mngr.close()
-    return model, optim.averaged(restored.opt_state, restored.params), tokenizer, int(step)
+    step, state = restore(ckpt_dir, meta, first, shell)
+    return model, step_lib.eval_params(state), tokenizer, step
 
 
 def generate(
