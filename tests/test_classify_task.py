@@ -220,8 +220,52 @@ def test_bad_inputs_give_one_line_and_exit_2(tmp_path, capsys):
         capsys,
         "model.pooling='sum'",
     )
+    _fails(
+        _train_args(tmp_path, "--config.train.label_smoothing=1.0", train=train, validation=valid),
+        capsys,
+        "train.label_smoothing=1.0",
+    )
     _fails(["predict", f"--workdir={tmp_path / 'none'}", "text"], capsys, "has no checkpoints")
     assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.1, 0.35])
+def test_label_smoothing_cross_entropy_matches_numpy(alpha):
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(7, 4)).astype(np.float32) * 3
+    labels = rng.integers(0, 4, size=7)
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    want = -(1 - alpha) * logp[np.arange(7), labels] - alpha / 4 * logp.sum(-1)
+    got = classify.cross_entropy(jax.numpy.asarray(logits), jax.numpy.asarray(labels), alpha)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-6)
+
+
+def test_label_smoothing_trains_on_smoothed_targets_and_evaluates_plain(tmp_path):
+    """train.label_smoothing changes the training loss only: the task's train-mode loss is the
+    smoothed cross-entropy of the model's logits, its eval-mode loss and evaluate() the plain one."""
+    train = _write_csv(tmp_path / "train.csv", 32, 0)
+    valid = _write_csv(tmp_path / "valid.csv", 16, 1)
+    config = load_config_file(f"{CSV}:smoke,train={train},validation={valid}")
+    config.data.cache_dir = ""
+    config.model.dropout = config.model.word_dropout = 0.0  # train mode = eval mode but the loss
+    config.train.label_smoothing = 0.2
+    task = classify.build(config)
+    params = jax.tree.map(lambda x: 4 * x, task.init(jax.random.key(0)))  # confident logits
+    b = task.batch(0)
+    logits = np.asarray(
+        classify.model_from(config.model, task.metadata["vocab_size"], 3, None).apply(
+            params, b["tokens"], b["lengths"]
+        ),
+        np.float64,
+    )
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    y, rows = np.asarray(b["labels"]), np.arange(len(logits))
+    plain = -logp[rows, y].mean()
+    smoothed = (-(0.8 * logp[rows, y]) - 0.2 / 3 * logp.sum(-1)).mean()
+    key = jax.random.key(1)
+    assert float(task.loss(params, (), b, key, True)[0]) == pytest.approx(smoothed, rel=1e-5)
+    assert float(task.loss(params, (), b, key, False)[0]) == pytest.approx(plain, rel=1e-5)
+    assert smoothed != pytest.approx(plain, rel=1e-3)
 
 
 def test_early_stopping_stops_and_stays_stopped(tmp_path, capsys):

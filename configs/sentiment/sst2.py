@@ -103,6 +103,7 @@ def get_config(arg=None):
     c.train.keep = 1  # latest checkpoints kept, besides the best by validation accuracy
     c.train.log_every = 100
     c.train.skip_nonfinite = False
+    c.train.label_smoothing = 0.0  # > 0: train on (1-a)*onehot + a/classes targets
     c.train.early_stop_patience = 0  # stop after this many evaluations without improvement; 0 off
 
     if arg.hub:

@@ -9,6 +9,10 @@ embedding can start from pretrained word vectors, ``model.embeddings_file`` (Glo
 read by :func:`seqjax.data.vectors.load_vectors`).
 
 Loss: the mean cross-entropy :math:`-\frac1B\sum_i \log p_\theta(y_i \mid x_i)`, in float32.
+With ``train.label_smoothing`` :math:`= \alpha > 0` (Szegedy et al. 2016) the training target is
+:math:`(1-\alpha)\,\mathrm{onehot}(y) + \alpha/C` over the :math:`C` classes
+(:func:`optax.smooth_labels`), i.e. the loss :math:`-\sum_k q_k \log p_\theta(k \mid x)`; the
+evaluated loss stays the plain cross-entropy, so validation losses compare across settings.
 
 Metrics on a held-out split, from its confusion matrix :math:`M_{jk}` (examples of true class
 :math:`j` predicted as :math:`k`):
@@ -33,6 +37,7 @@ from typing import Mapping, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from seqjax import data as data_lib
 from seqjax.data.vectors import load_vectors
@@ -158,9 +163,15 @@ def metrics_from_confusion(confusion: np.ndarray, label_names: Sequence[str]) ->
     return out
 
 
-def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    """Per-example :math:`-\\log \\mathrm{softmax}(\\mathrm{logits})_y`, in float32."""
-    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+def cross_entropy(logits: jax.Array, labels: jax.Array, smoothing: float = 0.0) -> jax.Array:
+    """Per-example :math:`-\\log \\mathrm{softmax}(\\mathrm{logits})_y`, in float32; with
+    ``smoothing`` :math:`\\alpha > 0` the cross-entropy against the smoothed target
+    :math:`(1-\\alpha)\\,\\mathrm{onehot}(y) + \\alpha / C`."""
+    logits = logits.astype(jnp.float32)
+    if smoothing > 0.0:
+        target = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), smoothing)
+        return optax.softmax_cross_entropy(logits, target)
+    logp = jax.nn.log_softmax(logits, axis=-1)
     return -jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
 
 
@@ -191,6 +202,7 @@ def build(config) -> Task:
             vectors_file,
         )
     seed, batch_size = config.seed, config.train.batch_size
+    smoothing = float(_field(config.train, "label_smoothing", 0.0))  # checked by config.validate
     eval_batch_size = _field(config.train, "eval_batch_size", EVAL_BATCH_SIZE)
     train_split = data.splits["train"]
     data_lib.classify_steps_per_epoch(train_split, batch_size)  # batch larger than the data
@@ -203,7 +215,7 @@ def build(config) -> Task:
 
     def loss(params, state, batch, key, train):
         logits = model.apply(params, batch["tokens"], batch["lengths"], key=key, train=train)
-        nll = cross_entropy(logits, batch["labels"])
+        nll = cross_entropy(logits, batch["labels"], smoothing if train else 0.0)
         correct = (jnp.argmax(logits, axis=-1) == batch["labels"]).astype(jnp.float32)
         return jnp.mean(nll), (state, {"accuracy": jnp.mean(correct)})
 

@@ -201,6 +201,7 @@ def validate(config) -> None:
     ):
         _positive_int(config, key)
     _number(config, "model.dropout", 0.0, 1.0)
+    _number(config, "train.label_smoothing", 0.0, 1.0)  # optional: classification targets
     patience = _get(config, "train.early_stop_patience", 0)
     if not _is_int(patience) or patience < 0:
         raise UserError(
@@ -270,6 +271,7 @@ ADDED_DEFAULTS = {
     "optim.ema_decay": 0.0,
     "model.encoder_dropout": 0.0,
     "model.mlp_activation": "relu",
+    "train.label_smoothing": 0.0,
 }
 
 
