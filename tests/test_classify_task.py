@@ -242,7 +242,7 @@ def test_label_smoothing_cross_entropy_matches_numpy(alpha):
 
 def test_label_smoothing_trains_on_smoothed_targets_and_evaluates_plain(tmp_path):
     """train.label_smoothing changes the training loss only: the task's train-mode loss is the
-    smoothed cross-entropy of the model's logits, its eval-mode loss and evaluate() the plain one."""
+    smoothed cross-entropy of the model's logits, its eval-mode loss the plain one."""
     train = _write_csv(tmp_path / "train.csv", 32, 0)
     valid = _write_csv(tmp_path / "valid.csv", 16, 1)
     config = load_config_file(f"{CSV}:smoke,train={train},validation={valid}")
