@@ -11,7 +11,8 @@ per direction -> attention pooling over the valid steps -> MLP (256) -> 2 logits
 and word dropout 0.1 (Iyyer et al. 2015). SGD with momentum 0.9 (learning rate 0.1, as Flax's
 example) and L2 1e-4 (Flax's 3e-6 scored 0.5 points lower, docs/results.md), cosine decay over
 6000 steps of 64 phrases; evaluation on an exponential moving average of the weights (decay 0.999,
-``optim.ema_decay``; 0 evaluates the weights themselves); best checkpoint by validation accuracy;
+``optim.ema_decay``, whose ramp min(0.999, (1+n)/(10+n)) is below 0.999 for all 6000 steps; 0
+evaluates the weights themselves); best checkpoint by validation accuracy;
 early stopping after ``train.early_stop_patience`` evaluations without improvement (off).
 
 Launch:

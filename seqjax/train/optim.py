@@ -36,8 +36,11 @@ also keeps an exponential moving average of the parameters after each applied up
 :math:`\bar w_n = \beta_n \bar w_{n-1} + (1 - \beta_n) w_n` with
 :math:`\beta_n = \min(\beta, (1 + n) / (10 + n))` (Polyak & Juditsky 1992's averaging in the
 exponential form of TensorFlow's ``ExponentialMovingAverage(num_updates=n)``, whose ramp keeps the
-early average from clinging to the initial weights). Training is unchanged; evaluation,
-checkpoint selection, ``seqjax eval``/``predict``/``sample`` use :math:`\bar w`
+early average from clinging to the initial weights). The ramp stays below :math:`\beta` until
+:math:`n = (10\beta - 1)/(1 - \beta)` (8,990 steps for 0.999): in shorter runs :math:`\beta`
+does not matter, and :math:`1 - \beta_n = 9/(10 + n)` weights step :math:`k` about as
+:math:`(k/n)^8`, an average centred about :math:`n/10` steps back. Training is unchanged;
+evaluation, checkpoint selection, ``seqjax eval``/``predict``/``sample`` use :math:`\bar w`
 (:func:`averaged`).
 
 The schedule counts applied updates (steps skipped by ``apply_if_finite`` do not advance it).
