@@ -171,8 +171,7 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, smoothing: float = 0.0) 
     if smoothing > 0.0:
         target = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), smoothing)
         return optax.softmax_cross_entropy(logits, target)
-    logp = jax.nn.log_softmax(logits, axis=-1)
-    return -jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
 
 
 # ----------------------------------------------------------------------------- the task
