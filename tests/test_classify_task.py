@@ -225,6 +225,11 @@ def test_bad_inputs_give_one_line_and_exit_2(tmp_path, capsys):
         capsys,
         "train.label_smoothing=1.0",
     )
+    _fails(
+        _train_args(tmp_path, "--config.model.init_scale=0.0", train=train, validation=valid),
+        capsys,
+        "model.init_scale=0.0",
+    )
     _fails(["predict", f"--workdir={tmp_path / 'none'}", "text"], capsys, "has no checkpoints")
     assert not (tmp_path / "none").exists()
 

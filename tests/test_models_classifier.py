@@ -224,6 +224,19 @@ def test_bad_arguments_raise():
         sequence_classifier(cell, V, C, embed_size=E, pooling="sum")
     with pytest.raises(ValueError, match="unk_id"):
         sequence_classifier(cell, V, C, embed_size=E, unk_id=V)
+    for bad in (0.0, -0.1, float("inf"), True):
+        with pytest.raises(ValueError, match="init_scale"):
+            sequence_classifier(cell, V, C, embed_size=E, init_scale=bad)
+
+
+@pytest.mark.parametrize("scale", [0.1, 1.0])
+def test_init_scale_draws_the_embedding_uniform_in_plus_minus_scale(scale):
+    model = sequence_classifier(seqjax.cells.gru(H), 4000, C, embed_size=64, init_scale=scale)
+    embed = np.asarray(model.init(jax.random.key(0))["embed"])
+    # U(-s, s): bounded by s, mean 0, standard deviation s / sqrt(3) (256,000 draws).
+    assert np.abs(embed).max() <= scale and np.abs(embed).max() > 0.999 * scale
+    np.testing.assert_allclose(embed.std(), scale / np.sqrt(3), rtol=0.01)
+    assert abs(embed.mean()) < 0.01 * scale
 
 
 @pytest.mark.parametrize("pooling", ["mean", "max", "attention"])

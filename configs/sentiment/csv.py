@@ -73,6 +73,7 @@ def get_config(arg=None):
     c.model.pooling = "max"  # last | mean | max | attention
     c.model.embed_size = 256
     c.model.embeddings_file = ""  # GloVe-format text file; its vectors must have embed_size values
+    c.model.init_scale = 0.1  # a random embedding starts U(-s, s)
     c.model.mlp_hidden = (256,)
     c.model.dropout = 0.5
     c.model.word_dropout = 0.1

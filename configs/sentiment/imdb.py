@@ -62,6 +62,7 @@ def get_config(arg=None):
     c.model.pooling = "max"
     c.model.embed_size = 128
     c.model.embeddings_file = ""
+    c.model.init_scale = 0.1
     c.model.mlp_hidden = (128,)
     c.model.dropout = 0.5
     c.model.word_dropout = 0.1

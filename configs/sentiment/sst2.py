@@ -71,6 +71,7 @@ def get_config(arg=None):
     c.model.pooling = "attention"  # last | mean | max | attention
     c.model.embed_size = 300  # D_e (Flax examples/sst2: 300)
     c.model.embeddings_file = ""  # GloVe-format text file to start the embedding from; "" = random
+    c.model.init_scale = 0.1  # the random embedding starts U(-s, s)
     c.model.mlp_hidden = (256,)  # the head's hidden layers
     c.model.mlp_activation = "relu"  # relu | tanh | gelu (Flax examples/sst2: tanh; not better)
     c.model.dropout = 0.5  # embedding output, between layers, before each dense layer

@@ -154,6 +154,10 @@ def sequence_classifier(
     dropout = check_rate("dropout", dropout)
     word_dropout = check_rate("word_dropout", word_dropout)
     encoder_dropout = check_rate("encoder_dropout", encoder_dropout)
+    if isinstance(init_scale, bool) or not (
+        isinstance(init_scale, (int, float)) and 0 < init_scale < float("inf")
+    ):
+        raise ValueError(f"init_scale={init_scale!r}: must be a positive number, e.g. 0.1")
     if unk_id is not None and not 0 <= unk_id < vocab_size:
         raise ValueError(f"unk_id={unk_id!r}: must be a token id in [0, {vocab_size})")
     layer = rnn(cells, bidirectional=bidirectional, dropout_rate=dropout, variational=variational)

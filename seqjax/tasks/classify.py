@@ -92,6 +92,7 @@ def model_from(
             word_dropout=float(_field(model_cfg, "word_dropout", 0.0)),
             unk_id=unk_id,
             encoder_dropout=float(_field(model_cfg, "encoder_dropout", 0.0)),
+            init_scale=_field(model_cfg, "init_scale", 0.1),
         )
     except ValueError as e:  # "dropout=1.5: must be ..." names the field
         raise UserError(f"model.{e}") from None

@@ -272,6 +272,7 @@ ADDED_DEFAULTS = {
     "model.encoder_dropout": 0.0,
     "model.mlp_activation": "relu",
     "train.label_smoothing": 0.0,
+    "model.init_scale": 0.1,
 }
 
 
