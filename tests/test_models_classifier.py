@@ -274,3 +274,21 @@ def test_encoder_dropout_drops_the_top_outputs_before_pooling():
     )
     with pytest.raises(ValueError, match="encoder_dropout"):
         build("mean", False, encoder_dropout=1.0)
+
+
+@pytest.mark.parametrize("variational", [False, True])
+def test_variational_dropout_keeps_one_embedding_mask_per_sentence(variational):
+    rate = 0.5
+    model = sequence_classifier(
+        identity_cell(E), V, E, embed_size=E, dropout=rate, variational=variational
+    )
+    params = model.init(jax.random.key(0))
+    tokens = jax.random.randint(jax.random.key(1), (64, 9), 1, V)
+    ys = np.asarray(model.encode(params, tokens, key=jax.random.key(2), train=True))
+    embedded = np.asarray(params["embed"])[np.asarray(tokens)]  # no zeros: U(-0.1, 0.1) draws
+    dropped = ys == 0.0
+    np.testing.assert_allclose(ys[~dropped], embedded[~dropped] / (1 - rate), rtol=1e-6)
+    # Variational: a feature is dropped at every step of a sentence or at none.
+    same_over_time = (dropped == dropped[:, :1]).all()
+    assert same_over_time == variational
+    assert abs(dropped.mean() - rate) < 0.1

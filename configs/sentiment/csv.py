@@ -76,6 +76,7 @@ def get_config(arg=None):
     c.model.init_scale = 0.1  # a random embedding starts U(-s, s)
     c.model.mlp_hidden = (256,)
     c.model.dropout = 0.5
+    c.model.variational = False  # True: one dropout mask per text, reused at every step
     c.model.word_dropout = 0.1
     c.model.forget_bias = 1.0
     c.model.kernel_init = "glorot_uniform"

@@ -65,6 +65,7 @@ def get_config(arg=None):
     c.model.init_scale = 0.1
     c.model.mlp_hidden = (128,)
     c.model.dropout = 0.5
+    c.model.variational = False
     c.model.word_dropout = 0.1
     c.model.forget_bias = 1.0
     c.model.kernel_init = "glorot_uniform"

@@ -75,6 +75,7 @@ def get_config(arg=None):
     c.model.mlp_hidden = (256,)  # the head's hidden layers
     c.model.mlp_activation = "relu"  # relu | tanh | gelu (Flax examples/sst2: tanh; not better)
     c.model.dropout = 0.5  # embedding output, between layers, before each dense layer
+    c.model.variational = False  # True: one mask per sentence on the embedding output and between layers (Gal & Ghahramani 2016)
     c.model.word_dropout = 0.1  # tokens replaced by <unk> while training
     c.model.encoder_dropout = 0.0  # on the BiLSTM outputs before pooling (Flax's 0.5: not better)
     c.model.forget_bias = 1.0  # LSTM: added to the forget-gate bias (Jozefowicz et al. 2015)

@@ -273,6 +273,7 @@ ADDED_DEFAULTS = {
     "model.mlp_activation": "relu",
     "train.label_smoothing": 0.0,
     "model.init_scale": 0.1,
+    "model.variational": False,
 }
 
 
