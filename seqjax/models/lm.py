@@ -31,7 +31,6 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from seqjax.cells.base import Cell
 from seqjax.layers import dropout as dropout_fn
@@ -217,13 +216,12 @@ def nll(logits: jax.Array, targets: jax.Array, mask: Optional[jax.Array] = None)
     Returns:
       A float32 scalar. Perplexity is ``exp(nll)``; bits per character ``nll / log(2)``.
     """
-    nll = optax.softmax_cross_entropy_with_integer_labels(
-        logits.astype(jnp.float32), jnp.asarray(targets)
-    )
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    picked = jnp.take_along_axis(logp, jnp.asarray(targets)[..., None], axis=-1)[..., 0]
     if mask is None:
-        return jnp.mean(nll)
+        return -jnp.mean(picked)
     m = jnp.asarray(mask).astype(jnp.float32)
-    return jnp.sum(nll * m) / jnp.maximum(jnp.sum(m), 1.0)
+    return -jnp.sum(picked * m) / jnp.maximum(jnp.sum(m), 1.0)
 
 
 def _draw(key, logits, temperature, top_k):

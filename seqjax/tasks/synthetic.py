@@ -27,7 +27,6 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from seqjax.errors import UserError
 from seqjax.models import build_cell, options_for, sequence_model
@@ -206,7 +205,8 @@ def xent(logits: jax.Array, batch: dict) -> tuple:
     """Cross-entropy of integer labels ``y`` (``(B,)``, or ``(B, T)`` for every step), averaged
     over the positions where ``batch["mask"]`` (optional) is 1; also the accuracy."""
     labels = batch["y"]
-    nll = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    nll = -jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
     mask = batch.get("mask")
     mask = jnp.ones_like(nll) if mask is None else jnp.asarray(mask, nll.dtype)
     denom = jnp.maximum(mask.sum(), 1.0)
