@@ -216,6 +216,8 @@ def nll(logits: jax.Array, targets: jax.Array, mask: Optional[jax.Array] = None)
     Returns:
       A float32 scalar. Perplexity is ``exp(nll)``; bits per character ``nll / log(2)``.
     """
+    # By hand, not optax's cross-entropy: importing optax loads absl, and this module stays free
+    # of side-effect libraries (tests/test_imports.py, DESIGN.md).
     logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
     picked = jnp.take_along_axis(logp, jnp.asarray(targets)[..., None], axis=-1)[..., 0]
     if mask is None:

@@ -205,6 +205,8 @@ def xent(logits: jax.Array, batch: dict) -> tuple:
     """Cross-entropy of integer labels ``y`` (``(B,)``, or ``(B, T)`` for every step), averaged
     over the positions where ``batch["mask"]`` (optional) is 1; also the accuracy."""
     labels = batch["y"]
+    # By hand, not optax's cross-entropy: importing optax loads absl, and this module stays free
+    # of side-effect libraries (tests/test_imports.py, DESIGN.md).
     logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
     nll = -jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
     mask = batch.get("mask")
