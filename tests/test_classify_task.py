@@ -230,6 +230,16 @@ def test_bad_inputs_give_one_line_and_exit_2(tmp_path, capsys):
         capsys,
         "model.init_scale=0.0",
     )
+    _fails(
+        _train_args(tmp_path, "--config.train.adversarial_eps=-0.5", train=train, validation=valid),
+        capsys,
+        "train.adversarial_eps=-0.5",
+    )
+    _fails(
+        _train_args(tmp_path, "--config.train.adversarial_start=-1", train=train, validation=valid),
+        capsys,
+        "train.adversarial_start=-1",
+    )
     _fails(["predict", f"--workdir={tmp_path / 'none'}", "text"], capsys, "has no checkpoints")
     assert not (tmp_path / "none").exists()
 
@@ -271,6 +281,92 @@ def test_label_smoothing_trains_on_smoothed_targets_and_evaluates_plain(tmp_path
     assert float(task.loss(params, (), b, key, True)[0]) == pytest.approx(smoothed, rel=1e-5)
     assert float(task.loss(params, (), b, key, False)[0]) == pytest.approx(plain, rel=1e-5)
     assert smoothed != pytest.approx(plain, rel=1e-3)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.7])
+def test_adversarial_loss_and_gradient_match_a_per_position_embedding(tmp_path, eps):
+    """train.adversarial_eps: the task's training loss is L(x) + L(x + r), r = eps g/||g|| per
+    example with g = dL/dx held constant, and so is its gradient. The reference gives every
+    (example, step) its own embedding row, so that dL/dx is an ordinary parameter gradient
+    (``jax.grad``, not the task's vjp through the ``embed_delta`` hook) and x + r is a change of
+    parameters; its embedding gradient is scattered back onto the vocabulary in NumPy."""
+    train = _write_csv(tmp_path / "train.csv", 32, 0)
+    config = load_config_file(f"{CSV}:smoke,train={train}")
+    config.data.cache_dir = ""
+    config.model.dropout = config.model.word_dropout = 0.0  # deterministic: no masks to share
+    config.train.adversarial_eps = eps
+    task = classify.build(config)
+    model = classify.model_from(config.model, task.metadata["vocab_size"], 3, None)
+    params = jax.tree.map(lambda x: 3 * x, task.init(jax.random.key(0)))
+    b = task.batch(0)
+    tokens, lengths, labels = (np.asarray(b[k]) for k in ("tokens", "lengths", "labels"))
+    B, T = tokens.shape
+    rows = np.arange(B * T).reshape(B, T)
+
+    def mean_nll(p):
+        logits = model.apply(p, rows, b["lengths"])
+        return jax.numpy.mean(classify.cross_entropy(logits, b["labels"]))
+
+    per_position = {**params, "embed": params["embed"][tokens.reshape(-1)]}
+    g = np.asarray(jax.grad(mean_nll)(per_position)["embed"], np.float64).reshape(B, T, -1)
+    assert np.all(g[np.arange(T) >= lengths[:, None]] == 0)  # padded steps: no gradient
+    r = eps * g / np.sqrt((g**2).sum(axis=(1, 2), keepdims=True))
+    moved = {**per_position, "embed": per_position["embed"] + r.reshape(B * T, -1)}
+
+    def reference(p):
+        return mean_nll(p) + (
+            mean_nll({**p, "embed": p["embed"] + r.reshape(B * T, -1)}) if eps else 0
+        )
+
+    want_loss = float(reference(per_position))
+    want = jax.tree.map(np.asarray, jax.grad(reference)(per_position))
+    embed_grad = np.zeros(params["embed"].shape)
+    np.add.at(embed_grad, tokens.reshape(-1), want.pop("embed"))
+    key = jax.random.key(1)
+    (loss, (_, metrics)), grads = jax.value_and_grad(
+        lambda p: task.loss(p, (), b, key, True), has_aux=True
+    )(params)
+    assert float(loss) == pytest.approx(want_loss, rel=1e-5)
+    np.testing.assert_allclose(np.asarray(grads.pop("embed")), embed_grad, rtol=1e-4, atol=1e-6)
+    jax.tree.map(
+        lambda got, w: np.testing.assert_allclose(np.asarray(got), w, rtol=1e-4, atol=1e-6),
+        grads,
+        want,
+    )
+    if eps:  # the moved vectors cost more (to first order, the most a step of eps can cost)
+        assert float(metrics["adversarial_loss"]) > float(metrics["clean_loss"]) + 1e-3
+        assert float(metrics["adversarial_loss"]) == pytest.approx(float(mean_nll(moved)), rel=1e-5)
+    else:
+        assert "adversarial_loss" not in metrics
+        assert float(task.loss(params, (), b, key, False)[0]) == pytest.approx(want_loss, rel=1e-6)
+
+
+def test_adversarial_term_counts_from_adversarial_start(tmp_path):
+    """Before train.adversarial_start the training loss is the clean loss (the term's weight is 0
+    in the batch); from it on, clean + adversarial."""
+    train = _write_csv(tmp_path / "train.csv", 32, 0)
+    config = load_config_file(f"{CSV}:smoke,train={train}")
+    config.data.cache_dir = ""
+    config.train.adversarial_eps, config.train.adversarial_start = 0.5, 3
+    task = classify.build(config)
+    params, key = task.init(jax.random.key(0)), jax.random.key(1)
+    for step in (0, 2, 3, 7):
+        b = task.batch(step)
+        loss, (_, m) = task.loss(params, (), b, key, True)
+        np.testing.assert_array_equal(b["adversarial"], np.full(len(b["labels"]), float(step >= 3)))
+        want = m["clean_loss"] + (m["adversarial_loss"] if step >= 3 else 0.0)
+        assert float(loss) == pytest.approx(float(want), rel=1e-6)
+        assert float(m["adversarial_loss"]) > float(m["clean_loss"])
+
+
+def test_adversarial_delta_has_norm_eps_per_example():
+    rng = np.random.default_rng(0)
+    g = rng.normal(size=(3, 5, 4)).astype(np.float32)
+    g[1] = 0.0  # an example without gradient stays unperturbed
+    r = np.asarray(classify.adversarial_delta(jax.numpy.asarray(g), 0.3))
+    np.testing.assert_allclose(np.sqrt((r**2).sum(axis=(1, 2))), [0.3, 0.0, 0.3], rtol=1e-6)
+    np.testing.assert_allclose(r[0], 0.3 * g[0] / np.linalg.norm(g[0]), rtol=1e-6)
+    assert np.all(r[1] == 0)
 
 
 def test_early_stopping_stops_and_stays_stopped(tmp_path, capsys):

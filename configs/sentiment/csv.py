@@ -103,6 +103,8 @@ def get_config(arg=None):
     c.train.log_every = 50
     c.train.skip_nonfinite = False
     c.train.label_smoothing = 0.0  # > 0: train on (1-a)*onehot + a/classes targets
+    c.train.adversarial_eps = 0.0  # > 0: also train on word vectors moved by eps (Miyato 2017)
+    c.train.adversarial_start = 0  # the step from which that second loss term counts
     c.train.early_stop_patience = 0  # stop after this many evaluations without improvement; 0 off
 
     if arg.smoke:

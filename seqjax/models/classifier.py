@@ -50,8 +50,10 @@ class SequenceClassifier(NamedTuple):
       init: ``key -> params``: ``{"embed": (V, D_e), "rnn": [...], "mlp": [{"w", "b"}, ...],
         "out": {"w": (D, C), "b": (C,)}}`` and, for attention pooling, ``"attention": {"w": (D, A),
         "b": (A,), "query": (A,)}``.
-      apply: ``(params, tokens, lengths=None, *, key=None, train=False) -> logits (*batch, C)``
-        with ``tokens: (*batch, T)`` int and ``lengths: (*batch,)`` (``None``: all ``T`` valid).
+      apply: ``(params, tokens, lengths=None, *, key=None, train=False, embed_delta=None) ->
+        logits (*batch, C)`` with ``tokens: (*batch, T)`` int and ``lengths: (*batch,)``
+        (``None``: all ``T`` valid). ``embed_delta: (*batch, T, D_e)`` is added to the looked-up
+        word vectors (before their dropout): the hook of adversarial training (Miyato et al. 2017).
       encode: same arguments; returns the top layer's outputs ``(*batch, T, D)`` (zero past each
         length).
       pool: ``(params, ys, lengths=None) -> (*batch, P)``, the pooling over valid steps.
@@ -191,7 +193,7 @@ def sequence_classifier(
             }
         return params
 
-    def encode(params, tokens, lengths=None, *, key=None, train=False):
+    def encode(params, tokens, lengths=None, *, key=None, train=False, embed_delta=None):
         tokens = jnp.asarray(tokens)
         drop = train and (dropout > 0.0 or word_dropout > 0.0)
         if drop and key is None:
@@ -205,6 +207,8 @@ def sequence_classifier(
         xs = params["embed"][tokens]  # (*batch, T, D_e)
         if dropped is not None and unk_id is None:
             xs = jnp.where(dropped[..., None], jnp.zeros_like(xs), xs)
+        if embed_delta is not None:  # a perturbation of the word vectors (adversarial training)
+            xs = xs + embed_delta.astype(xs.dtype)
         if drop and dropout > 0.0:
             xs = dropout_fn(k_in, xs, dropout, variational=variational)
         ys, _ = layer.apply(params["rnn"], xs, lengths=lengths, key=k_rnn, train=drop)
@@ -232,12 +236,12 @@ def sequence_classifier(
         weights = attention_weights(params["attention"], ys, lengths)
         return jnp.einsum("...t,...td->...d", weights.astype(ys.dtype), ys)
 
-    def apply(params, tokens, lengths=None, *, key=None, train=False):
+    def apply(params, tokens, lengths=None, *, key=None, train=False, embed_delta=None):
         drop = train and (dropout > 0.0 or word_dropout > 0.0 or encoder_dropout > 0.0)
         if drop and key is None:
             raise ValueError("train=True with dropout needs a PRNG key: apply(..., key=key)")
         k_enc, k_head = jax.random.split(key) if drop else (None, None)
-        ys = encode(params, tokens, lengths, key=k_enc, train=train)
+        ys = encode(params, tokens, lengths, key=k_enc, train=train, embed_delta=embed_delta)
         if drop and encoder_dropout > 0.0:  # its own stream: the other masks stay as without it
             ys = dropout_fn(jax.random.fold_in(k_head, 1), ys, encoder_dropout)
         s = pool(params, ys, lengths)

@@ -14,6 +14,17 @@ With ``train.label_smoothing`` :math:`= \alpha > 0` (Szegedy et al. 2016) the tr
 (:func:`optax.smooth_labels`), i.e. the loss :math:`-\sum_k q_k \log p_\theta(k \mid x)`; the
 evaluated loss stays the plain cross-entropy, so validation losses compare across settings.
 
+With ``train.adversarial_eps`` :math:`= \epsilon > 0` (adversarial training, Miyato et al. 2017,
+"Adversarial training methods for semi-supervised text classification") the training loss is
+:math:`L(x) + L(x + r)`, where :math:`x` are the looked-up word vectors of a batch and
+:math:`r = \epsilon\, g/\lVert g\rVert_2` per example, :math:`g = \nabla_x L(x)` held constant
+(:func:`adversarial_delta`): the worst perturbation of norm :math:`\epsilon` to first order. Both
+terms use the same dropout masks; the step costs about twice the clean one. The second term counts
+from step ``train.adversarial_start`` on (before it the step computes it with weight 0): from
+scratch, a random embedding carries too little signal, and even :math:`\epsilon = 0.05` kept the
+SST-2 BiLSTM at chance (docs/results.md); Miyato et al. start from a pretrained model. The logged
+``loss`` is the weighted sum, ``clean_loss`` and ``adversarial_loss`` its terms.
+
 Metrics on a held-out split, from its confusion matrix :math:`M_{jk}` (examples of true class
 :math:`j` predicted as :math:`k`):
 
@@ -178,6 +189,17 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, smoothing: float = 0.0) 
 # ----------------------------------------------------------------------------- the task
 
 
+def adversarial_delta(g: jax.Array, eps: float) -> jax.Array:
+    r"""The adversarial perturbation :math:`r = \epsilon\, g / \lVert g \rVert_2` of word vectors.
+
+    ``g: (*batch, T, D_e)`` is the loss's gradient with respect to the word vectors; the norm is
+    taken over each example's ``T x D_e`` entries (Miyato et al. 2017, eq. 7). Padded steps have
+    zero gradient and stay unperturbed, and so does an example whose gradient is zero.
+    """
+    norm = jnp.sqrt(jnp.sum(jnp.square(g), axis=(-2, -1), keepdims=True))
+    return eps * g / jnp.maximum(norm, jnp.finfo(g.dtype).tiny)
+
+
 def build(config) -> Task:
     """The classification task of ``config`` (``config.data``: see :mod:`seqjax.data`)."""
     data = data_lib.load_classification(config.data)
@@ -203,6 +225,9 @@ def build(config) -> Task:
         )
     seed, batch_size = config.seed, config.train.batch_size
     smoothing = float(_field(config.train, "label_smoothing", 0.0))  # checked by config.validate
+    adversarial_eps = float(_field(config.train, "adversarial_eps", 0.0))  # checked there too
+    adversarial_start = int(_field(config.train, "adversarial_start", 0))
+    embed_size = int(config.model.embed_size)
     eval_batch_size = _field(config.train, "eval_batch_size", EVAL_BATCH_SIZE)
     train_split = data.splits["train"]
     data_lib.classify_steps_per_epoch(train_split, batch_size)  # batch larger than the data
@@ -213,14 +238,44 @@ def build(config) -> Task:
             params = init_embedding_from(params, *pretrained)
         return params
 
+    def nll_of(params, batch, key, train, delta=None):  # per example, and the logits
+        logits = model.apply(
+            params, batch["tokens"], batch["lengths"], key=key, train=train, embed_delta=delta
+        )
+        return cross_entropy(logits, batch["labels"], smoothing if train else 0.0), logits
+
     def loss(params, state, batch, key, train):
-        logits = model.apply(params, batch["tokens"], batch["lengths"], key=key, train=train)
-        nll = cross_entropy(logits, batch["labels"], smoothing if train else 0.0)
+        if not (train and adversarial_eps > 0.0):
+            nll, logits = nll_of(params, batch, key, train)
+            nll, metrics = jnp.mean(nll), {}
+        else:
+            nll, logits, adv = adversarial_loss(params, batch, key)
+            metrics = {"clean_loss": nll, "adversarial_loss": jnp.mean(adv)}
+            nll = nll + jnp.mean(batch["adversarial"] * adv)  # 0 before train.adversarial_start
         correct = (jnp.argmax(logits, axis=-1) == batch["labels"]).astype(jnp.float32)
-        return jnp.mean(nll), (state, {"accuracy": jnp.mean(correct)})
+        return nll, (state, {"accuracy": jnp.mean(correct), **metrics})
+
+    def adversarial_loss(params, batch, key):
+        # One forward pass serves both the clean loss (differentiated by the trainer) and the
+        # gradient with respect to the word vectors that sets the perturbation's direction.
+        def clean(delta):
+            nll, logits = nll_of(params, batch, key, True, delta)
+            return jnp.mean(nll), logits
+
+        zeros = jnp.zeros((*batch["tokens"].shape, embed_size), jnp.float32)
+        nll, vjp, logits = jax.vjp(clean, zeros, has_aux=True)
+        (g,) = vjp(jnp.ones_like(nll))
+        r = jax.lax.stop_gradient(adversarial_delta(g, adversarial_eps))
+        adv, _ = nll_of(params, batch, key, True, r)  # the same dropout masks
+        return nll, logits, adv
 
     def batch(step: int) -> dict:
-        return data_lib.classify_batch(train_split, batch_size, seed, int(step))
+        b = data_lib.classify_batch(train_split, batch_size, seed, int(step))
+        if adversarial_eps > 0.0:  # the weight of the adversarial term, per example
+            b["adversarial"] = np.full(
+                len(b["labels"]), float(step >= adversarial_start), np.float32
+            )
+        return b
 
     @jax.jit
     def eval_batch(params, b):
@@ -267,6 +322,7 @@ def build(config) -> Task:
 
 __all__ = [
     "EVAL_BATCH_SIZE",
+    "adversarial_delta",
     "build",
     "confusion_matrix",
     "cross_entropy",

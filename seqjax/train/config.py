@@ -202,6 +202,12 @@ def validate(config) -> None:
         _positive_int(config, key)
     _number(config, "model.dropout", 0.0, 1.0)
     _number(config, "train.label_smoothing", 0.0, 1.0)  # optional: classification targets
+    _number(config, "train.adversarial_eps", 0.0, float("inf"))  # optional: classification
+    start = _get(config, "train.adversarial_start", 0)
+    if not _is_int(start) or start < 0:
+        raise UserError(
+            f"train.adversarial_start={start!r}: must be a non-negative integer (a step)"
+        )
     patience = _get(config, "train.early_stop_patience", 0)
     if not _is_int(patience) or patience < 0:
         raise UserError(
@@ -274,6 +280,8 @@ ADDED_DEFAULTS = {
     "train.label_smoothing": 0.0,
     "model.init_scale": 0.1,
     "model.variational": False,
+    "train.adversarial_eps": 0.0,
+    "train.adversarial_start": 0,
 }
 
 
