@@ -215,31 +215,15 @@ def test_bad_inputs_give_one_line_and_exit_2(tmp_path, capsys):
         capsys,
         "data.label_names",
     )
-    _fails(
-        _train_args(tmp_path, "--config.model.pooling=sum", train=train, validation=valid),
-        capsys,
-        "model.pooling='sum'",
-    )
-    _fails(
-        _train_args(tmp_path, "--config.train.label_smoothing=1.0", train=train, validation=valid),
-        capsys,
-        "train.label_smoothing=1.0",
-    )
-    _fails(
-        _train_args(tmp_path, "--config.model.init_scale=0.0", train=train, validation=valid),
-        capsys,
-        "model.init_scale=0.0",
-    )
-    _fails(
-        _train_args(tmp_path, "--config.train.adversarial_eps=-0.5", train=train, validation=valid),
-        capsys,
-        "train.adversarial_eps=-0.5",
-    )
-    _fails(
-        _train_args(tmp_path, "--config.train.adversarial_start=-1", train=train, validation=valid),
-        capsys,
-        "train.adversarial_start=-1",
-    )
+    for bad, needle in [
+        ("model.pooling=sum", "model.pooling='sum'"),
+        ("train.label_smoothing=1.0", None),
+        ("model.init_scale=0.0", None),
+        ("train.adversarial_eps=-0.5", None),
+        ("train.adversarial_start=-1", None),
+    ]:
+        args = _train_args(tmp_path, f"--config.{bad}", train=train, validation=valid)
+        _fails(args, capsys, needle or bad)
     _fails(["predict", f"--workdir={tmp_path / 'none'}", "text"], capsys, "has no checkpoints")
     assert not (tmp_path / "none").exists()
 
