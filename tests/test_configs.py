@@ -32,3 +32,23 @@ def test_validation_can_fail():
     c.model.hidden_size = 0
     with pytest.raises(Exception, match="hidden_size"):
         config_lib.validate(c)
+
+
+def test_sst2_fast_preset_is_the_default_without_adversarial_training():
+    """docs/results.md's tables before adversarial training were measured with what is now
+    ``sst2.py:fast``: it may differ from the default only in these fields."""
+    default = config_lib.flatten(
+        config_lib.to_dict(load_config_file(str(ROOT / "configs/sentiment/sst2.py")))
+    )
+    fast = config_lib.flatten(
+        config_lib.to_dict(load_config_file(str(ROOT / "configs/sentiment/sst2.py:fast")))
+    )
+    changed = {k: (default[k], fast[k]) for k in default if default[k] != fast[k]}
+    assert changed == {
+        "train.adversarial_eps": (0.1, 0.0),
+        "train.adversarial_start": (2000, 0),
+        "train.num_steps": (9000, 6000),
+        "train.eval_every": (750, 500),
+        "train.checkpoint_every": (750, 500),
+    }
+    assert default.keys() == fast.keys()
