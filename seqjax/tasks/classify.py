@@ -227,7 +227,6 @@ def build(config) -> Task:
     smoothing = float(_field(config.train, "label_smoothing", 0.0))  # checked by config.validate
     adversarial_eps = float(_field(config.train, "adversarial_eps", 0.0))  # checked there too
     adversarial_start = int(_field(config.train, "adversarial_start", 0))
-    embed_size = int(config.model.embed_size)
     eval_batch_size = _field(config.train, "eval_batch_size", EVAL_BATCH_SIZE)
     train_split = data.splits["train"]
     data_lib.classify_steps_per_epoch(train_split, batch_size)  # batch larger than the data
@@ -262,7 +261,7 @@ def build(config) -> Task:
             nll, logits = nll_of(params, batch, key, True, delta)
             return jnp.mean(nll), logits
 
-        zeros = jnp.zeros((*batch["tokens"].shape, embed_size), jnp.float32)
+        zeros = jnp.zeros((*batch["tokens"].shape, params["embed"].shape[-1]), jnp.float32)
         nll, vjp, logits = jax.vjp(clean, zeros, has_aux=True)
         (g,) = vjp(jnp.ones_like(nll))
         r = jax.lax.stop_gradient(adversarial_delta(g, adversarial_eps))

@@ -158,6 +158,13 @@ def _choice(config, key: str, allowed: Iterable[str]) -> None:
         raise UserError(f"{key}={v!r}: choose one of {', '.join(allowed)}")
 
 
+def _non_negative_int(config, key: str, hint: str = "") -> None:
+    """An optional field (absent reads 0) that must be an int >= 0."""
+    v = _get(config, key, 0)
+    if not _is_int(v) or v < 0:
+        raise UserError(f"{key}={v!r}: must be a non-negative integer{hint}")
+
+
 def _number(config, key: str, low: float, high: float, *, low_open=False, high_open=True) -> None:
     v = _get(config, key)
     if v is None:
@@ -203,21 +210,9 @@ def validate(config) -> None:
     _number(config, "model.dropout", 0.0, 1.0)
     _number(config, "train.label_smoothing", 0.0, 1.0)  # optional: classification targets
     _number(config, "train.adversarial_eps", 0.0, float("inf"))  # optional: classification
-    start = _get(config, "train.adversarial_start", 0)
-    if not _is_int(start) or start < 0:
-        raise UserError(
-            f"train.adversarial_start={start!r}: must be a non-negative integer (a step)"
-        )
-    patience = _get(config, "train.early_stop_patience", 0)
-    if not _is_int(patience) or patience < 0:
-        raise UserError(
-            f"train.early_stop_patience={patience!r}: must be a non-negative integer (0: off)"
-        )
-    diag = _get(config, "train.diagnostics_every", 0)
-    if not _is_int(diag) or diag < 0:
-        raise UserError(
-            f"train.diagnostics_every={diag!r}: must be a non-negative integer (0: off)"
-        )
+    _non_negative_int(config, "train.adversarial_start", " (a step)")
+    _non_negative_int(config, "train.early_stop_patience", " (0: off)")
+    _non_negative_int(config, "train.diagnostics_every", " (0: off)")
     if _get(config, "model.compute_dtype") is not None:
         from seqjax.models.precision import COMPUTE_DTYPES
 
@@ -234,10 +229,8 @@ def validate(config) -> None:
     _number(config, "optim.momentum", 0.0, 1.0)
     _number(config, "optim.weight_decay", 0.0, float("inf"))
     _number(config, "optim.ema_decay", 0.0, 1.0)  # optional: weight averaging
-    for key in ("optim.warmup_steps", "optim.decay_start"):
-        v = _get(config, key, 0)
-        if not _is_int(v) or v < 0:
-            raise UserError(f"{key}={v!r}: must be a non-negative integer")
+    _non_negative_int(config, "optim.warmup_steps")
+    _non_negative_int(config, "optim.decay_start")
     if config.optim.schedule == "step":
         for key in ("optim.decay_every", "optim.decay_factor"):
             if _get(config, key) is None:
