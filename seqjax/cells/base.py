@@ -42,6 +42,15 @@ class Cell(NamedTuple):
         sequence ``xs: (T, B, input)`` (``valid: (T, B)`` booleans, false on padding) with a
         hand-written backward pass (:mod:`seqjax.cells.fused`); ``None`` for cells without one.
         :func:`seqjax.unroll` uses it for ``backend="fused"``.
+      gates: ``(params, carry, p) -> {name: (*batch, H)}``, the activations of the cell's gates
+        in the step ``recur(params, carry, p)`` would take (sigmoid gates in ``[0, 1]``); ``None``
+        for cells without gates. Gate statistics (:mod:`seqjax.analysis.gates`) use only this.
+      recurrent_blocks: ``params -> {name: (H, H)}``, the matrices that multiply ``h_{t-1}`` in
+        the step (one per gate block, in the cell's order); ``None`` for cells without a dense
+        recurrent matrix (element-wise or matrix-state recurrences). Spectra use only this.
+      activation_bound: for an Elman-type recurrence ``h_t = f(x_t W_x + h_{t-1} W_h + b)``, a bound
+        ``gamma >= |f'|`` (Pascanu et al. 2013, sec. 2.1), which makes the bound
+        ``(gamma * lambda_1)^(T-t)`` on ``||dh_T/dh_t||`` apply; ``None`` where it does not.
     """
 
     init: Callable[..., Params]
@@ -53,6 +62,9 @@ class Cell(NamedTuple):
     name: str
     parallel: Optional[Callable[..., tuple]] = None
     fused: Optional[Callable[..., tuple]] = None
+    gates: Optional[Callable[..., dict]] = None
+    recurrent_blocks: Optional[Callable[..., dict]] = None
+    activation_bound: Optional[float] = None
 
 
 def make_step(project: Callable, recur: Callable) -> Callable:
