@@ -47,7 +47,7 @@ from seqjax.tasks.base import Task
 from seqjax.train import checkpoint, optim, parallel
 from seqjax.train import config as config_lib
 from seqjax.train import step as step_lib
-from seqjax.train.metrics import MetricWriter, Progress, format_metrics
+from seqjax.train.metrics import MetricWriter, Progress, format_metrics, headline
 
 # Step metrics averaged over a log window; the others are reported as described in _summarize.
 _LAST = ("learning_rate", "skipped")
@@ -94,8 +94,8 @@ def train_and_evaluate(config, workdir, *, task: Optional[Task] = None) -> dict:
       ``{"step": final step, "stopped_early": bool, "validation": metrics, "best_step": step of
       the best checkpoint, "params": the final parameters}``.
     """
+    config = config_lib.validate(config)  # complete and checked, before anything loads
     parallel.initialize(config)  # joins a multi-process run; before any device is touched
-    config_lib.validate(config)
     task = tasks.build(config) if task is None else task
     mesh = parallel.make_mesh(config)  # None: one device, as without the mesh
     tc = config.train
@@ -129,7 +129,7 @@ def _train(config, task: Task, tx, workdir: pathlib.Path, mngr, mesh=None) -> di
             raise UserError(
                 f"--workdir={workdir}: its checkpoints belong to a different experiment "
                 f"({'; '.join(diffs)}); use a new --workdir, or the same config to resume "
-                f"(only {', '.join(sorted(config_lib.RUN_CONTROL))} may change)"
+                "(only run-control fields such as train.num_steps may change)"
             )
 
     latest = None
@@ -150,7 +150,7 @@ def _train(config, task: Task, tx, workdir: pathlib.Path, mngr, mesh=None) -> di
     workdir.mkdir(parents=True, exist_ok=True)
     writer = MetricWriter(workdir) if parallel.is_primary() else parallel.NullWriter()
     progress = Progress(tc.num_steps, start)
-    patience = int(tc.get("early_stop_patience", 0) or 0)
+    patience = tc.early_stop_patience
     try:
         progress.line(
             f"seqjax train: task {config.task} ({task.metadata.get('problem', '')}), "
@@ -218,7 +218,7 @@ def _run(
     """Trains from ``state.step``; returns (final state, last validation metrics, step it stopped
     early at or ``None``)."""
     tc = config.train
-    stopper = _EarlyStop(int(tc.get("early_stop_patience", 0) or 0), task.best_mode, early)
+    stopper = _EarlyStop(tc.early_stop_patience, task.best_mode, early)
     stop_step = None
     train_step = step_lib.make_train_step(task, tx, mesh)
     key = jax.random.wrap_key_data(rng)
@@ -228,7 +228,7 @@ def _run(
     start = int(state.step)
     validation: dict = {}
     clock, timed = None, 0  # throughput: wall time and steps since `clock` (compile excluded)
-    diag_every = tc.get("diagnostics_every", 0) if task.diagnose is not None else 0
+    diag_every = tc.diagnostics_every if task.diagnose is not None else 0
     averaging = optim.ema_decay(config.optim) > 0
 
     def fetch():
@@ -278,11 +278,12 @@ def _run(
         if is_eval:
             validation = task.evaluate(step_lib.eval_params(state), split)
             writer.write(done, split, validation)
-            progress.line(f"step {done} {split}: {format_metrics(validation)}")
+            shown = headline(validation)
+            progress.line(f"step {done} {split}: {format_metrics(validation, shown)}")
             if averaging:  # the weights trained, beside their average (split "<split>_raw")
                 raw = task.evaluate(state.params, split)
                 writer.write(done, f"{split}_raw", raw)
-                progress.line(f"step {done} {split}_raw: {format_metrics(raw)}")
+                progress.line(f"step {done} {split}_raw: {format_metrics(raw, shown)}")
             if stopper.update(float(validation[task.best_metric])):
                 stop_step, is_ckpt = done, True
                 progress.line(
@@ -319,9 +320,7 @@ def restore(ckpt_dir, meta: dict, first, task: Task) -> tuple[int, step_lib.Trai
     :func:`seqjax.train.checkpoint.open_workdir` returned), restored into the structure of
     ``task`` and of the optimizer that ``meta["config"]`` describes. Inference reads its weights
     with :func:`seqjax.train.step.eval_params`."""
-    import ml_collections
-
-    config = ml_collections.ConfigDict(meta["config"])
+    config = config_lib.validate(meta["config"])
     tx = optim.build(config.optim, config.train.num_steps)
     mngr = checkpoint.manager(
         ckpt_dir, best_metric=meta["best_metric"], best_mode=meta["best_mode"], create=False
@@ -341,9 +340,7 @@ def evaluate_checkpoint(
     """Evaluates the ``"best"`` (or ``"latest"``) checkpoint of ``workdir`` on ``split`` (the
     task's validation split by default), from nothing but the workdir."""
     ckpt_dir, meta, first = checkpoint.open_workdir(workdir, which)
-    import ml_collections
-
-    task = tasks.build(ml_collections.ConfigDict(meta["config"]))
+    task = tasks.build(config_lib.validate(meta["config"]))
     split = split or task.eval_splits[0]
     if split not in task.eval_splits:
         raise UserError(f"--split={split!r}: choose one of {', '.join(task.eval_splits)}")

@@ -17,7 +17,8 @@ import pathlib
 import sys
 from typing import Optional
 
-FILE = "metrics.jsonl"
+from seqjax.train.files import METRICS as FILE
+
 _SHORT = {"examples": "ex", "tokens": "tok"}
 
 
@@ -65,6 +66,21 @@ def format_metrics(metrics: dict, keys: Optional[tuple] = None) -> str:
     return "  ".join(f"{k} {metrics[k]:.4g}" for k in keys if k in metrics)
 
 
+# Evaluation results that are counts or per-class detail, not a line's headline.
+_DETAIL = ("tokens",)
+
+
+def headline(metrics: dict, limit: int = 8) -> tuple:
+    """The keys a one-line summary shows: the scalar metrics without a ``/`` in their name (per
+    class, confusion counts and per-block detail stay in ``metrics.jsonl``), at most ``limit``.
+
+    Example:
+      >>> headline({"loss": 1, "accuracy": 0.5, "recall/pos": 1, "confusion/a/b": 3, "tokens": 9})
+      ('loss', 'accuracy')
+    """
+    return tuple(k for k in metrics if "/" not in k and k not in _DETAIL)[:limit]
+
+
 class Progress:
     """A tqdm bar on a terminal, plain log lines elsewhere."""
 
@@ -107,4 +123,4 @@ class Progress:
             self._bar.close()
 
 
-__all__ = ["FILE", "MetricWriter", "Progress", "format_metrics"]
+__all__ = ["FILE", "MetricWriter", "Progress", "format_metrics", "headline"]
