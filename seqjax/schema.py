@@ -38,7 +38,8 @@ class Field(NamedTuple):
       doc: one line saying what the field does.
       kind: ``"int"``, ``"float"``, ``"str"``, ``"bool"``, ``"ints"`` (a tuple of ints) or
         ``"any"`` (checked by ``check`` alone).
-      choices: the allowed values (strings), or ``()`` for any.
+      choices: the allowed values (strings), or ``()`` for any; a function returning them for a
+        registry that can grow (``seqjax.cells.names``).
       low, high: the allowed range of a number (``None``: unbounded on that side).
       low_open, high_open: whether the bounds themselves are excluded.
       optional: ``None`` is allowed (the default may be ``None``: "not set").
@@ -51,7 +52,7 @@ class Field(NamedTuple):
     default: Any
     doc: str
     kind: str
-    choices: tuple = ()
+    choices: Any = ()
     low: Optional[float] = None
     high: Optional[float] = None
     low_open: bool = False
@@ -91,7 +92,12 @@ def text(default, doc, *, check=None, hint="") -> Field:
 
 
 def choice(default, choices, doc, *, hint="") -> Field:
-    return Field(default, doc, "str", tuple(choices), hint=hint)
+    return Field(default, doc, "str", choices if callable(choices) else tuple(choices), hint=hint)
+
+
+def choices_of(f: Field) -> tuple:
+    """The allowed values of ``f`` now."""
+    return tuple(f.choices()) if callable(f.choices) else f.choices
 
 
 def flag(default, doc) -> Field:
@@ -117,10 +123,14 @@ def is_number(v) -> bool:
 def describe(f: Field) -> str:
     """What ``f`` accepts, in words: ``"an int >= 1"``, ``"one of a, b"``, ..."""
     if f.choices:
-        return "one of " + ", ".join(map(str, f.choices))
+        return "one of " + ", ".join(map(str, choices_of(f)))
+    if f.kind == "int" and f.high is None and f.low in (0, 1):
+        return ("a positive integer" if f.low == 1 else "a non-negative integer") + (
+            ", or None" if f.optional else ""
+        )
     what = {
         "int": "an integer",
-        "float": "a finite number",
+        "float": "a number",
         "str": "a string",
         "bool": "True or False",
         "ints": "a tuple of integers",
@@ -158,25 +168,29 @@ def problem(f: Field, value) -> Optional[str]:
 
     Example:
       >>> problem(integer(1, "steps", low=1), 0)
-      'must be an integer >= 1'
+      'must be a positive integer'
+      >>> problem(integer(5, "size", low=2), 1)
+      'must be an integer >= 2'
       >>> problem(choice("adam", ("sgd", "adam"), "optimizer"), "adamm") is None
       False
     """
     if value is None:
-        return None if f.optional else f"must be {describe(f)}"
+        if f.optional:
+            return None
+        return f"choose {describe(f)}" if f.choices else f"must be {describe(f)}"
     ok = True
     if f.kind == "int":
         ok = is_int(value) and _in_range(f, value)
     elif f.kind == "float":
         ok = is_number(value) and math.isfinite(value) and _in_range(f, value)
     elif f.kind == "str":
-        ok = isinstance(value, str) and (not f.choices or value in f.choices)
+        ok = isinstance(value, str) and (not f.choices or value in choices_of(f))
     elif f.kind == "bool":
         ok = isinstance(value, bool)
     elif f.kind == "ints":
         ok = isinstance(value, (tuple, list)) and all(is_int(v) and _in_range(f, v) for v in value)
     if not ok:
-        return f"must be {describe(f)}"
+        return f"choose {describe(f)}" if f.choices else f"must be {describe(f)}"
     if f.check is not None:
         return f.check(value)
     return None
@@ -188,6 +202,7 @@ __all__ = [
     "Rule",
     "anything",
     "choice",
+    "choices_of",
     "describe",
     "flag",
     "integer",

@@ -288,7 +288,7 @@ def test_adversarial_loss_and_gradient_match_a_per_position_embedding(tmp_path, 
     rows = np.arange(B * T).reshape(B, T)
 
     def mean_nll(p):
-        logits = model.apply(p, rows, b["lengths"])
+        logits, _ = model.apply(p, rows, lengths=b["lengths"])
         return jax.numpy.mean(classify.cross_entropy(logits, b["labels"]))
 
     per_position = {**params, "embed": params["embed"][tokens.reshape(-1)]}
@@ -491,5 +491,5 @@ def test_weight_averaging_is_what_eval_predict_and_resume_use(tmp_path, capsys):
         len(predictor.labels),
         predictor.tokenizer.unk_id,
     )
-    want = jax.nn.softmax(model.apply(average, tokens, lengths), axis=-1)
+    want = jax.nn.softmax(model.apply(average, tokens, lengths=lengths)[0], axis=-1)
     np.testing.assert_allclose(predictor.probabilities(texts), np.asarray(want), rtol=1e-5)

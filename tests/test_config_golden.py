@@ -131,7 +131,9 @@ def test_golden_covers_every_config_file():
 @pytest.mark.parametrize("name", sorted(GOLDEN))
 def test_config_resolves_as_before(name):
     old, new = GOLDEN[name], resolved(name)
-    changed = {k: (v, new.get(k, "<absent>")) for k, v in old.items() if new.get(k, "<absent>") != v}
+    changed = {
+        k: (v, new.get(k, "<absent>")) for k, v in old.items() if new.get(k, "<absent>") != v
+    }
     assert not changed, changed
     hidden = HIDDEN[new["task"]]
     added = {k: new[k] for k in set(new) - set(old) if not unused(k, new)}

@@ -66,6 +66,49 @@ def attention_weights(attn_params, ys: jax.Array, lengths: Optional[jax.Array]) 
     return jax.nn.softmax(scores, axis=-1) * mask.astype(jnp.float32)
 
 
+def pool(
+    pooling: str,
+    params,
+    ys: jax.Array,
+    lengths: Optional[jax.Array] = None,
+    *,
+    bidirectional: bool = False,
+    forward_size: Optional[int] = None,
+) -> jax.Array:
+    """Pools ``ys: (*batch, T, D)`` over each sequence's valid steps (see the module docstring).
+
+    Args:
+      pooling: ``"last"``, ``"mean"``, ``"max"`` or ``"attention"`` (which reads
+        ``params["attention"]``).
+      params: the classifier's parameters.
+      ys: the top layer's outputs.
+      lengths: ``(*batch,)`` valid lengths (``None``: all ``T``).
+      bidirectional: ``ys`` is the forward outputs (first ``forward_size`` features) concatenated
+        with the backward ones; ``"last"`` then takes the backward summary at step 0.
+      forward_size: the forward direction's size (the top cell's hidden size).
+    """
+    if pooling == "last":
+        if not bidirectional:
+            return last_valid(ys, lengths)
+        # The backward direction read the sentence from its end to step 0: its summary of the
+        # whole sentence sits at step 0, the forward one's at the last valid step.
+        fwd, bwd = ys[..., :forward_size], ys[..., forward_size:]
+        return jnp.concatenate([last_valid(fwd, lengths), bwd[..., 0, :]], axis=-1)
+    mask = valid_mask(lengths, ys.shape[:-2], ys.shape[-2])[..., None]  # (*batch, T, 1)
+    count = jnp.sum(mask, axis=-2).astype(ys.dtype)  # (*batch, 1)
+    if pooling == "mean":
+        # The driver already zeroes outputs past each length; the mask keeps this correct for
+        # any ``ys`` handed in.
+        total = jnp.sum(jnp.where(mask, ys, jnp.zeros_like(ys)), axis=-2)
+        return total / jnp.maximum(count, jnp.ones_like(count))
+    if pooling == "max":
+        lowest = jnp.finfo(ys.dtype).min
+        peak = jnp.max(jnp.where(mask, ys, lowest), axis=-2)
+        return jnp.where(count > 0, peak, jnp.zeros_like(peak))
+    weights = attention_weights(params["attention"], ys, lengths)
+    return jnp.einsum("...t,...td->...d", weights.astype(ys.dtype), ys)
+
+
 def sequence_classifier(
     cell_or_cells: Union[Cell, Sequence[Cell]],
     vocab_size: int,
@@ -192,35 +235,13 @@ def sequence_classifier(
             xs = dropout_fn(k_in, xs, dropout, variational=variational)
         return layer.apply(params["rnn"], xs, carry, lengths=lengths, key=k_rnn, train=drop)
 
-    def pool(params, ys, lengths=None):
-        if pooling == "last":
-            if not bidirectional:
-                return last_valid(ys, lengths)
-            # The backward direction read the sentence from its end to step 0: its summary of the
-            # whole sentence sits at step 0, the forward one's at the last valid step.
-            fwd, bwd = ys[..., :H_last], ys[..., H_last:]
-            return jnp.concatenate([last_valid(fwd, lengths), bwd[..., 0, :]], axis=-1)
-        mask = valid_mask(lengths, ys.shape[:-2], ys.shape[-2])[..., None]  # (*batch, T, 1)
-        count = jnp.sum(mask, axis=-2).astype(ys.dtype)  # (*batch, 1)
-        if pooling == "mean":
-            # The driver already zeroes outputs past each length; the mask keeps this correct for
-            # any ``ys`` handed in.
-            total = jnp.sum(jnp.where(mask, ys, jnp.zeros_like(ys)), axis=-2)
-            return total / jnp.maximum(count, jnp.ones_like(count))
-        if pooling == "max":
-            lowest = jnp.finfo(ys.dtype).min
-            peak = jnp.max(jnp.where(mask, ys, lowest), axis=-2)
-            return jnp.where(count > 0, peak, jnp.zeros_like(peak))
-        weights = attention_weights(params["attention"], ys, lengths)
-        return jnp.einsum("...t,...td->...d", weights.astype(ys.dtype), ys)
-
     def readout(params, ys, *, lengths=None, key=None, train=False):
         drop = train and (dropout > 0.0 or encoder_dropout > 0.0)
         if drop and key is None:
             raise ValueError("train=True with dropout needs a PRNG key: apply(..., key=key)")
         if drop and encoder_dropout > 0.0:  # its own stream: the other masks stay as without it
             ys = dropout_fn(jax.random.fold_in(key, 1), ys, encoder_dropout)
-        s = pool(params, ys, lengths)
+        s = pool(pooling, params, ys, lengths, bidirectional=bidirectional, forward_size=H_last)
         head_keys = jax.random.split(key, len(sizes) - 1) if drop else [None] * len(sizes)
         for i, dense in enumerate([*params["mlp"], params["out"]]):
             if drop and dropout > 0.0:
@@ -302,6 +323,7 @@ def init_embedding_from(params, vectors, rows_present):
 
 __all__ = [
     "POOLINGS",
+    "pool",
     "SequenceClassifier",
     "attention_weights",
     "init_embedding_from",

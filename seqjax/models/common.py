@@ -29,8 +29,8 @@ def _init_name(value: str):
         inits.get(value)
     except ValueError:
         return (
-            f"must be one of {', '.join(inits.NAMES)}, optionally with ':scale' "
-            "(e.g. 'orthogonal:0.5')"
+            f"choose one of {', '.join(inits.NAMES)} (optionally with ':scale', e.g. "
+            "'orthogonal:0.5')"
         )
     return None
 
@@ -72,7 +72,7 @@ CELL_OPTIONS: dict[str, schema.Field] = {
 
 #: The ``model.*`` fields every task has.
 FIELDS: dict[str, schema.Field] = {
-    "model.cell": schema.choice("lstm", cells.names(), "the recurrent cell (seqjax.cells)"),
+    "model.cell": schema.choice("lstm", cells.names, "the recurrent cell (seqjax.cells)"),
     "model.hidden_size": schema.integer(128, "H, units per layer (per direction)", low=1),
     "model.num_layers": schema.integer(1, "stacked recurrent layers", low=1),
     "model.compute_dtype": schema.choice(

@@ -123,8 +123,9 @@ def build_model(model_cfg: Mapping, vocab_size: int) -> Model:
     return with_compute_dtype(model, model_cfg["compute_dtype"])
 
 
-def token_metrics(mean_nll, unit: str) -> dict:
-    """``{"bpc": nll / ln 2}`` for characters, ``{"perplexity": exp(nll)}`` otherwise.
+def token_metrics(mean_nll, unit: str, xp=jnp) -> dict:
+    """``{"bpc": nll / ln 2}`` for characters, ``{"perplexity": exp(nll)}`` otherwise (``xp``:
+    ``jnp`` inside jitted code, ``math`` for host floats in float64).
 
     Example:
       >>> {k: round(float(v), 4) for k, v in token_metrics(jnp.log(2.0), "char").items()}
@@ -132,7 +133,7 @@ def token_metrics(mean_nll, unit: str) -> dict:
     """
     if unit == "char":
         return {"bpc": mean_nll / LN2}
-    return {"perplexity": jnp.exp(mean_nll)}
+    return {"perplexity": xp.exp(mean_nll)}
 
 
 def _reset(carry, initial, reset):
@@ -194,8 +195,7 @@ def build(config) -> Task:
         carry = model.initial_carry(params, (eval_batch_size,))
         totals, _ = accumulate(lambda c, b: eval_window(params, c, b), windows, carry)
         mean = float(totals["loss"]) / max(float(totals["count"]), 1.0)
-        metrics = {k: float(v) for k, v in token_metrics(mean, unit).items()}
-        return {"loss": mean, **metrics, "tokens": float(totals["count"])}
+        return {"loss": mean, **token_metrics(mean, unit, math), "tokens": float(totals["count"])}
 
     probe = diagnostics_lib.probe(
         model, diagnostics_lib.per_example(nll_of, ("targets", "mask")), "inputs"

@@ -210,7 +210,7 @@ MIN_SEQ_LEN = {"adding": 2, "adding_hs": 4, "copy": 1, "temporal_order": 10}
 
 #: The fields of this task besides those every task has (seqjax.train.config).
 FIELDS: dict[str, schema.Field] = {
-    "data.name": schema.choice("adding", tuple(PROBLEMS), "the problem (PROBLEMS)"),
+    "data.name": schema.choice("adding", lambda: tuple(PROBLEMS), "the problem (PROBLEMS)"),
     "data.seq_len": schema.integer(50, "T, steps per sequence (digits: always 64 pixels)", low=1),
     "data.eval_size": schema.integer(
         2000, "examples in each held-out split (digits: its fixed splits)", low=0

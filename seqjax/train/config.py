@@ -23,7 +23,6 @@ adamw, rmsprop``. The group ``sweep`` (``seqjax sweep``) is checked by :mod:`seq
 from __future__ import annotations
 
 import difflib
-import functools
 import importlib
 import json
 from typing import Any
@@ -86,7 +85,6 @@ def task_names() -> tuple:
     return tasks.names()
 
 
-@functools.cache
 def fields(task: str) -> dict[str, schema.Field]:
     """The schema of ``task``: every field, keyed by its dotted name, in display order."""
     from seqjax.models import common
@@ -126,7 +124,7 @@ def _value(f: schema.Field):
 def defaults(task: str) -> ml_collections.ConfigDict:
     """A config of ``task`` with every field at its default (unlocked; config files edit it)."""
     if task not in task_names():
-        raise UserError(f"task={task!r}: must be one of {', '.join(task_names())}")
+        raise UserError(f"task={task!r}: choose one of {', '.join(task_names())}")
     root: dict = {}
     for key, f in fields(task).items():
         node = root
@@ -168,7 +166,7 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
 def _task_of(config) -> str:
     task = config.get("task") if hasattr(config, "get") else None
     if task not in task_names():
-        raise UserError(f"task={task!r}: must be one of {', '.join(task_names())}")
+        raise UserError(f"task={task!r}: choose one of {', '.join(task_names())}")
     return task
 
 
