@@ -204,10 +204,14 @@ def resolve(config) -> ml_collections.ConfigDict:
             node[leaf] = value
         except (TypeError, ValueError):  # a value of the wrong type for the field
             phrase = schema.problem(f, value) or "wrong type"
-            raise UserError(f"{key}={value!r}: {phrase}") from None
+            raise UserError(_message(key, value, f, phrase)) from None
     for group, value in extra.items():
         out[group] = value
     return out
+
+
+def _message(key: str, value, f: schema.Field, phrase: str) -> str:
+    return f"{key}={value!r}: {phrase}" + (f" ({f.hint})" if f.hint else "")
 
 
 def check(config) -> None:
@@ -218,8 +222,7 @@ def check(config) -> None:
         value = lookup(config, key)
         phrase = schema.problem(f, value)
         if phrase:
-            hint = f" ({f.hint})" if f.hint else ""
-            raise UserError(f"{key}={value!r}: {phrase}{hint}")
+            raise UserError(_message(key, value, f, phrase))
     for rule in rules(task):
         found = rule.fn(*[lookup(config, k) for k in rule.keys])
         if found:

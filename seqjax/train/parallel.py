@@ -40,7 +40,7 @@ AXIS = "data"
 
 
 def _devices(n) -> str | None:
-    return None if n >= 1 or n == -1 else "must be a positive number of devices, or -1 for all"
+    return None if n >= 1 or n == -1 else "must be >= 1, or -1"
 
 
 #: The fields of this module. They say where a run executes, not what it computes, so a run may
@@ -48,7 +48,7 @@ def _devices(n) -> str | None:
 FIELDS: dict[str, schema.Field] = {
     "mesh.data": schema.run_control(
         schema.integer(1, "devices sharing each batch (data parallel): 1 | n | -1 = all")
-    )._replace(check=_devices),
+    )._replace(check=_devices, hint="a number of devices, or -1 for all of them"),
     "distributed.coordinator_address": schema.run_control(
         schema.text(
             "", "host:port of process 0 of a multi-process run; 'auto': detect (Slurm, TPU pods)"
