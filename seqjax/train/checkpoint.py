@@ -18,17 +18,13 @@ A damaged checkpoint (a file truncated or overwritten after it was written) is s
 (:func:`restore_newest`); the damaged one is never deleted. Training moves it aside to
 ``<step>.damaged`` (so that step can be saved again), readers leave it where it is.
 
-Fault injection (tests only): with the environment variable ``SEQJAX_TEST_SAVE_DELAY=SECONDS``
-every save sleeps that long after writing all its files into the temporary directory and before
-the rename that commits it, so a test can kill the process in the middle of a save
-(``tests/test_crash_safety.py``).
+``tests/test_crash_safety.py`` kills runs in the middle of saves; it slows orbax's commit from
+outside (``tests/helpers/slow_commit.py``), the library has no test hook.
 """
 
 from __future__ import annotations
 
-import os
 import pathlib
-import time
 import warnings
 from typing import Any, Callable, Optional
 
@@ -39,26 +35,10 @@ from orbax.checkpoint import checkpoint_managers as cm
 from seqjax.errors import UserError
 
 ITEMS = ("state", "meta")
-SAVE_DELAY_ENV = "SEQJAX_TEST_SAVE_DELAY"
 
 
 class CheckpointWarning(UserWarning):
     """A checkpoint could not be read and an older one is used instead."""
-
-
-def _temporary_path_class():
-    """orbax's atomic-rename temporary path, slowed before its commit under ``SAVE_DELAY_ENV``."""
-    delay = float(os.environ.get(SAVE_DELAY_ENV) or 0)
-    if delay <= 0:
-        return None
-    from orbax.checkpoint._src.path import atomicity
-
-    class SlowCommit(atomicity.AtomicRenameTemporaryPath):
-        async def finalize(self, *args, **kwargs):
-            time.sleep(delay)  # every file is written; the rename has not happened
-            return await super().finalize(*args, **kwargs)
-
-    return SlowCommit
 
 
 def manager(
@@ -90,7 +70,6 @@ def manager(
         preservation_policy=cm.AnyPreservationPolicy(policies),
         enable_async_checkpointing=False,  # a checkpoint is complete when save() returns
         create=create,
-        temporary_path_class=_temporary_path_class(),
     )
     return ocp.CheckpointManager(
         pathlib.Path(directory).absolute(), options=options, item_names=ITEMS
@@ -259,7 +238,6 @@ def _first_line(e: BaseException) -> str:
 __all__ = [
     "open_workdir",
     "ITEMS",
-    "SAVE_DELAY_ENV",
     "CheckpointWarning",
     "manager",
     "move_aside",
