@@ -339,6 +339,8 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Evaluates the ``"best"`` (or ``"latest"``) checkpoint of ``workdir`` on ``split`` (the
     task's validation split by default), from nothing but the workdir."""
+    if split is not None and split not in ("validation", "test", "train"):  # before data loads
+        raise UserError(f"--split={split!r}: choose one of validation, test, train")
     ckpt_dir, meta, first = checkpoint.open_workdir(workdir, which)
     task = tasks.build(config_lib.validate(meta["config"]))
     split = split or task.eval_splits[0]
