@@ -16,7 +16,7 @@ Expected result (measured, docs/results.md): validation 2.238 bits/char (1.552 n
 1200 steps, 3 min 16 s wall time (65 s of CPU time) on 2 CPU cores shared with other jobs.
 """
 
-from seqjax.train.config import defaults, parse_arg
+from seqjax.train.config import defaults, parse_arg, short_run
 
 
 def get_config(arg=None):
@@ -46,10 +46,6 @@ def get_config(arg=None):
         c.model.hidden_size = 16
         c.model.embed_size = 8
         c.optim.warmup_steps = 0
-        c.train.num_steps = 4
-        c.train.batch_size = 8
-        c.train.eval_every = 2
-        c.train.checkpoint_every = 2
-        c.train.log_every = 2
+        short_run(c, num_steps=4, batch_size=8, every=2)
         c.sample.length = 40
     return c

@@ -39,7 +39,7 @@ prints ``perplexity``). Not reproduced here: the data are absent and a medium ru
 
 import math
 
-from seqjax.train.config import defaults, parse_arg
+from seqjax.train.config import defaults, parse_arg, short_run
 
 PTB_TRAIN_TOKENS = 929_589  # ptb.train.txt words + one <eos> per line
 PRESETS = {  # Zaremba et al. 2014: hidden, T, init scale, clip, dropout, lr-1 epochs, decay, epochs
@@ -97,10 +97,6 @@ def get_config(arg=None):
         c.optim.learning_rate = 1.0 * 8
         c.optim.decay_every = 2
         c.optim.decay_start = 0
-        c.train.num_steps = 4
-        c.train.batch_size = 4
         c.data.eval_batch_size = 4
-        c.train.eval_every = 2
-        c.train.checkpoint_every = 2
-        c.train.log_every = 2
+        short_run(c, num_steps=4, batch_size=4, every=2)
     return c

@@ -24,7 +24,7 @@ with a GPU.
 
 import pathlib
 
-from seqjax.train.config import defaults, parse_arg
+from seqjax.train.config import defaults, parse_arg, short_run
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]  # the project root
 DEFAULT_FILE = ROOT / ".." / "shared" / "data" / "tinyshakespeare" / "input.txt"
@@ -58,9 +58,5 @@ def get_config(arg=None):
         c.model.hidden_size = 16
         c.model.embed_size = 8
         c.optim.warmup_steps = 0
-        c.train.num_steps = 4
-        c.train.batch_size = 8
-        c.train.eval_every = 2
-        c.train.checkpoint_every = 2
-        c.train.log_every = 2
+        short_run(c, num_steps=4, batch_size=8, every=2)
     return c

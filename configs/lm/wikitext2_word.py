@@ -25,7 +25,7 @@ on the tokenised WikiText-2 (a 33,278-word vocabulary); the raw text's larger vo
 perplexities somewhat higher and not directly comparable.
 """
 
-from seqjax.train.config import defaults, parse_arg
+from seqjax.train.config import defaults, parse_arg, short_run
 
 
 def get_config(arg=None):
@@ -64,9 +64,5 @@ def get_config(arg=None):
         c.data.cache_dir = ""
         c.model.hidden_size = c.model.embed_size = 16
         c.optim.warmup_steps = 0
-        c.train.num_steps = 4
-        c.train.batch_size = 4
-        c.train.eval_every = 2
-        c.train.checkpoint_every = 2
-        c.train.log_every = 2
+        short_run(c, num_steps=4, batch_size=4, every=2)
     return c

@@ -28,7 +28,7 @@ SST-2 added (SGD, attention pooling, weight averaging, adversarial training from
 ``--config.train.adversarial_eps=0.1 --config.train.adversarial_start=2000``; docs/results.md).
 """
 
-from seqjax.train.config import defaults, parse_arg
+from seqjax.train.config import defaults, parse_arg, short_run
 
 
 def get_config(arg=None):
@@ -79,9 +79,5 @@ def get_config(arg=None):
         c.model.embed_size = 16
         c.model.mlp_hidden = ()
         c.optim.warmup_steps = 0
-        c.train.num_steps = arg.steps or 6
-        c.train.batch_size = 8
-        c.train.eval_every = 3
-        c.train.checkpoint_every = 3
-        c.train.log_every = 2
+        short_run(c, num_steps=arg.steps or 6, batch_size=8, every=3)
     return c

@@ -25,7 +25,7 @@ Expected result: not measured here (this machine is offline and CPU-only, and 25
 on a machine with network and an accelerator and record the figure in docs/results.md.
 """
 
-from seqjax.train.config import defaults, parse_arg
+from seqjax.train.config import defaults, parse_arg, short_run
 
 
 def get_config(arg=None):
@@ -65,9 +65,5 @@ def get_config(arg=None):
         c.model.embed_size = 16
         c.model.mlp_hidden = ()
         c.optim.warmup_steps = 0
-        c.train.num_steps = arg.steps or 6
-        c.train.batch_size = 8
-        c.train.eval_every = 3
-        c.train.checkpoint_every = 3
-        c.train.log_every = 2
+        short_run(c, num_steps=arg.steps or 6, batch_size=8, every=3)
     return c

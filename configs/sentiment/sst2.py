@@ -39,7 +39,7 @@ accuracy per seed, mean and std over seeds 0-2, wall time, GRU/Elman/minGRU besi
 
 import pathlib
 
-from seqjax.train.config import defaults, parse_arg
+from seqjax.train.config import defaults, parse_arg, short_run
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]  # the project root
 SST2 = ROOT.parent / "shared" / "data" / "sst2"  # ../shared/data/sst2
@@ -98,10 +98,6 @@ def get_config(arg=None):
         c.model.mlp_hidden = ()
         c.data.vocab_size = 2000
         c.optim.warmup_steps = 0
-        c.train.num_steps = arg.steps or 6
         c.train.adversarial_start = 0  # the tests run the adversarial term too
-        c.train.batch_size = 16
-        c.train.eval_every = 3
-        c.train.checkpoint_every = 3
-        c.train.log_every = 2
+        short_run(c, num_steps=arg.steps or 6, batch_size=16, every=3)
     return c

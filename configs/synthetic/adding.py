@@ -19,7 +19,7 @@ Expected result (measured, 2 shared CPU cores): validation MSE 1.9e-4 at step 20
 the first ~750 steps. See the "Training" section of README.md.
 """
 
-from seqjax.train.config import defaults, parse_arg
+from seqjax.train.config import defaults, parse_arg, short_run
 
 
 def get_config(arg=None):
@@ -39,9 +39,5 @@ def get_config(arg=None):
         c.data.seq_len = 8
         c.data.eval_size = 32
         c.model.hidden_size = 8
-        c.train.num_steps = 6
-        c.train.batch_size = 16
-        c.train.eval_every = 3
-        c.train.checkpoint_every = 3
-        c.train.log_every = 2
+        short_run(c, num_steps=6, batch_size=16, every=3)
     return c

@@ -30,6 +30,15 @@ from seqjax.errors import UserError
 from seqjax.train import cmdline
 
 
+def _with_config_flag(help_: str, argv: list[str], *, lock: bool) -> flags.FlagValues:
+    """Flags of a command that reads ``--config FILE[:PRESETS]`` and ``--config.KEY=VALUE``."""
+    fv = flags.FlagValues()
+    config_flags.DEFINE_config_file(
+        "config", None, help_, flag_values=fv, lock_config=lock, sys_argv=argv
+    )
+    return fv
+
+
 def _workdir(fv: flags.FlagValues) -> str:
     if not fv.workdir:
         raise UserError("--workdir: missing; give the run's directory, e.g. --workdir runs/x")
@@ -38,15 +47,7 @@ def _workdir(fv: flags.FlagValues) -> str:
 
 def train(argv: list[str]) -> int:
     """Trains (or resumes) the experiment ``--config`` in ``--workdir``."""
-    fv = flags.FlagValues()
-    config_flags.DEFINE_config_file(
-        "config",
-        None,
-        "experiment config FILE[:PRESETS]",
-        flag_values=fv,
-        lock_config=True,
-        sys_argv=argv,
-    )
+    fv = _with_config_flag("experiment config FILE[:PRESETS]", argv, lock=True)
     flags.DEFINE_string("workdir", None, "run directory (checkpoints, metrics)", flag_values=fv)
     cmdline.parse(fv, argv)
     if fv.config is None:
@@ -145,15 +146,7 @@ def report(argv: list[str]) -> int:
 
 def sweep(argv: list[str]) -> int:
     """Runs every run of ``--config``'s ``sweep`` grid not yet finished in ``--workdir``."""
-    fv = flags.FlagValues()
-    config_flags.DEFINE_config_file(
-        "config",
-        None,
-        "sweep config FILE[:PRESETS] (with a sweep field)",
-        flag_values=fv,
-        lock_config=False,
-        sys_argv=argv,
-    )
+    fv = _with_config_flag("sweep config FILE[:PRESETS] (with a sweep field)", argv, lock=False)
     flags.DEFINE_string("workdir", None, "sweep directory (runs/, results)", flag_values=fv)
     flags.DEFINE_bool("retry_failed", False, "train failed runs again", flag_values=fv)
     cmdline.parse(fv, argv)
@@ -206,15 +199,7 @@ def config(argv: list[str]) -> int:
     rest = argv[2:]
     if rest and not rest[0].startswith("-"):
         rest = [f"--config={rest[0]}", *rest[1:]]
-    fv = flags.FlagValues()
-    config_flags.DEFINE_config_file(
-        "config",
-        None,
-        "experiment config FILE[:PRESETS]",
-        flag_values=fv,
-        lock_config=True,
-        sys_argv=["config show", *rest],
-    )
+    fv = _with_config_flag("experiment config FILE[:PRESETS]", ["config show", *rest], lock=True)
     cmdline.parse(fv, ["config show", *rest])
     if fv.config is None:
         raise UserError(f"no config given; {usage}")

@@ -135,6 +135,16 @@ def defaults(task: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(root)
 
 
+def short_run(config, num_steps: int, batch_size: int, every: int, log_every: int = 2):
+    """Sets the ``train.*`` fields of a run that takes seconds (the configs' ``smoke`` presets, as
+    big_vision's ``runlocal``): ``num_steps`` steps of ``batch_size``, an evaluation and a
+    checkpoint every ``every`` steps. Returns ``config``."""
+    t = config.train
+    t.num_steps, t.batch_size, t.log_every = num_steps, batch_size, log_every
+    t.eval_every = t.checkpoint_every = every
+    return config
+
+
 def lookup(config, key: str) -> Any:
     """``config["a.b.c"]`` by a dotted key; ``KeyError`` naming the key when absent."""
     node = config
@@ -367,6 +377,7 @@ __all__ = [
     "resolve",
     "rules",
     "run_control_keys",
+    "short_run",
     "show",
     "to_dict",
     "validate",
