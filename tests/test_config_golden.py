@@ -88,6 +88,7 @@ HIDDEN = {
         **_DATA,
         "data.label_names": "",
         "model.pooling": "last",  # classify.model_from's _field defaults
+        "model.attention_size": 0,  # added after the refactor; 0 = the old fixed size D
         "model.mlp_hidden": [],
         "model.mlp_activation": "relu",
         "model.encoder_dropout": 0.0,

@@ -231,3 +231,17 @@ def test_metrics_reader_keeps_the_last_record_of_each_step(tmp_path):
         '{"step": 1, "split": "train", "loss": 2.0}\n{"step": 3, "split": "trai'
     )
     assert [(r["step"], r["loss"]) for r in files.read_metrics(tmp_path)] == [(1, 2.0), (2, 0.5)]
+
+
+def test_an_option_added_to_the_schema_reaches_the_model():
+    """model.attention_size was added by one field and one argument in seqjax/tasks/classify.py
+    (the issue-17 demonstration): it is a key of every classify config and sets the shape."""
+    import jax
+
+    from seqjax.tasks import classify
+
+    c = load_config_file(str(ROOT / "configs/sentiment/sst2.py:smoke"))
+    c.model.attention_size = 5  # as --config.model.attention_size=5 does
+    c = config_lib.validate(c)
+    params = classify.model_from(c.model, 30, 2, None).init(jax.random.key(0))
+    assert params["attention"]["w"].shape == (2 * c.model.hidden_size, 5)

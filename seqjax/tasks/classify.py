@@ -84,6 +84,9 @@ FIELDS: dict[str, schema.Field] = {
     "model.pooling": schema.choice(
         "last", POOLINGS, "how the steps are summarised: " + " | ".join(POOLINGS)
     ),
+    "model.attention_size": schema.integer(
+        0, "attention pooling: size of its hidden layer; 0: the encoder's output size", low=0
+    ),
     "model.mlp_hidden": schema.ints((), "hidden layer sizes of the head; () = linear", low=1),
     "model.mlp_activation": schema.choice("relu", tuple(ACTIVATIONS), "the head's activation"),
     "model.dropout": schema.number(
@@ -124,6 +127,7 @@ def model_from(model_cfg: Mapping, vocab_size: int, num_classes: int, unk_id: in
         num_layers=model_cfg["num_layers"],
         bidirectional=model_cfg["bidirectional"],
         pooling=model_cfg["pooling"],
+        attention_size=model_cfg["attention_size"] or None,
         mlp_hidden=tuple(model_cfg["mlp_hidden"]),
         mlp_activation=model_cfg["mlp_activation"],
         dropout=model_cfg["dropout"],
