@@ -10,8 +10,8 @@ Each checkpoint ``WORKDIR/checkpoints/<step>/`` holds two items:
 Kept: the ``keep`` latest checkpoints plus the best one by the task's validation metric (orbax
 ``LatestN`` or ``BestN`` preservation). Orbax writes each checkpoint into a temporary directory
 (``<step>.orbax-checkpoint-tmp-*``) and renames it when complete, and lists only complete ones,
-so a save interrupted by a crash is never loaded (tests check this); leftover temporary directories
-are left in place (``cleanup_tmp_directories=False``).
+so a save interrupted by a crash is never loaded (tests check this); the next ``seqjax train`` on
+the workdir removes such leftovers with a note (:func:`remove_incomplete`).
 
 A damaged checkpoint (a file truncated or overwritten after it was written) is skipped with a
 :class:`CheckpointWarning` naming its step, and the next older one is used
@@ -24,7 +24,10 @@ outside (``tests/helpers/slow_commit.py``), the library has no test hook.
 
 from __future__ import annotations
 
+import gc
+import logging
 import pathlib
+import shutil
 import warnings
 from typing import Any, Callable, Optional
 
@@ -76,19 +79,55 @@ def manager(
     )
 
 
+class _Unretrieved(logging.Filter):
+    """Drops asyncio's "Task exception was never retrieved" reports: after a failed save the
+    writer's remaining tasks fail the same way, and the error that matters is raised once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "never retrieved" not in record.getMessage()
+
+
 def save(
     mngr: ocp.CheckpointManager, step: int, state: Any, rng: jax.Array, meta: dict, metrics: dict
 ) -> None:
     """Writes checkpoint ``step`` (``metrics``: the validation metrics that rank it)."""
-    mngr.save(
-        step,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardSave({"train": state, "rng": rng}),
-            meta=ocp.args.JsonSave(meta),
-        ),
-        metrics=metrics,
-        force=True,
-    )
+    try:
+        mngr.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave({"train": state, "rng": rng}),
+                meta=ocp.args.JsonSave(meta),
+            ),
+            metrics=metrics,
+            force=True,
+        )
+    except Exception:
+        quiet = _Unretrieved()
+        logging.getLogger("asyncio").addFilter(quiet)
+        try:
+            gc.collect()  # the failed tasks report now, into the filter
+        finally:
+            logging.getLogger("asyncio").removeFilter(quiet)
+        raise
+
+
+def remove_incomplete(directory, *, quiet_failures: bool = False) -> list[str]:
+    """Deletes the temporary directories of saves that never completed (``<step>.orbax-checkpoint-
+    tmp*``: a process killed in the middle of a save, or a full disk); returns their names. They
+    are never a checkpoint: orbax only lists what it renamed into place."""
+    directory = pathlib.Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = []
+    for path in sorted(directory.glob("*.orbax-checkpoint-tmp*")):
+        try:
+            shutil.rmtree(path)
+        except OSError:
+            if not quiet_failures:
+                raise
+            continue
+        removed.append(path.name)
+    return removed
 
 
 def read_meta(mngr: ocp.CheckpointManager, step: int) -> dict:
@@ -242,6 +281,7 @@ __all__ = [
     "manager",
     "move_aside",
     "read_meta",
+    "remove_incomplete",
     "restore",
     "restore_newest",
     "save",

@@ -21,6 +21,8 @@ import tempfile
 from typing import Iterator, Optional
 
 METRICS = "metrics.jsonl"
+LOCK = ".seqjax.lock"  # held (flock) by the one process writing a directory
+OWNER = ".seqjax.pid"  # that process's id, for the message another process gets
 
 
 def _umask() -> int:
@@ -74,6 +76,64 @@ def save_figure(fig, path, dpi: int = 110) -> str:
     return str(path)
 
 
+@contextlib.contextmanager
+def exclusive(directory, what: str = "--workdir") -> Iterator[None]:
+    """Holds ``DIRECTORY/.seqjax.lock`` for the body: one writer per run directory.
+
+    A second process asking for it gets a :class:`UserError` at once, naming the directory and the
+    holder's process id. The lock is an OS file lock (``filelock``): the kernel drops it when its
+    process dies, even by SIGKILL, so a stale lock never blocks a restart.
+    """
+    import filelock
+
+    from seqjax.errors import UserError
+
+    directory = pathlib.Path(directory)
+    lock = filelock.FileLock(directory / LOCK, timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        try:
+            pid = (directory / OWNER).read_text().strip() or "unknown"
+        except OSError:
+            pid = "unknown"
+        raise UserError(
+            f"{what}={directory}: in use by another seqjax process (pid {pid}); wait for it to "
+            f"finish or stop it, or use another {what}"
+        ) from None
+    try:
+        write_atomic(directory / OWNER, f"{os.getpid()}\n")
+        yield
+    finally:
+        lock.release()
+
+
+def storage_problem(directory, needed: int = 1 << 20) -> Optional[str]:
+    """What keeps ``directory`` from being written, as a phrase, or ``None`` when it looks fine:
+    it vanished (an unmounted filesystem), is read-only or not writable, or has less than
+    ``needed`` bytes free. Asked after a write failed, to tell a full disk from a bug."""
+    directory = pathlib.Path(directory)
+    if not directory.is_dir():
+        return f"{directory} does not exist any more (a filesystem that was unmounted?)"
+    try:
+        st = os.statvfs(directory)
+    except OSError as e:
+        return f"{directory} cannot be read ({e.strerror})"
+    if st.f_flag & os.ST_RDONLY:
+        return f"{directory} is on a read-only filesystem"
+    if not os.access(directory, os.W_OK):
+        return f"{directory} is not writable by this user"
+    free = st.f_bavail * st.f_frsize
+    if free < needed:
+        return f"no space left on the device of {directory} ({free / 1024:.0f} KiB free)"
+    return None
+
+
+def tree_size(directory) -> int:
+    """Bytes of the files below ``directory`` (0 if it is absent)."""
+    return sum(p.stat().st_size for p in pathlib.Path(directory).rglob("*") if p.is_file())
+
+
 def read_metrics(workdir, split: Optional[str] = None) -> list[dict]:
     """The records of ``WORKDIR/metrics.jsonl`` (of one ``split``, if given), sorted by split and
     step, the last record of each ``(split, step)`` kept; ``[]`` when the file is absent."""
@@ -96,4 +156,15 @@ def read_metrics(workdir, split: Optional[str] = None) -> list[dict]:
     return [records[k] for k in sorted(records, key=lambda k: (k[0], k[1]))]
 
 
-__all__ = ["METRICS", "atomic_path", "read_metrics", "save_figure", "write_atomic"]
+__all__ = [
+    "LOCK",
+    "METRICS",
+    "OWNER",
+    "atomic_path",
+    "exclusive",
+    "read_metrics",
+    "save_figure",
+    "storage_problem",
+    "tree_size",
+    "write_atomic",
+]

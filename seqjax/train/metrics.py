@@ -28,7 +28,8 @@ class MetricWriter:
     def __init__(self, workdir: pathlib.Path):
         from tensorboardX import SummaryWriter
 
-        path = pathlib.Path(workdir) / FILE
+        self._dir = pathlib.Path(workdir)
+        path = self._dir / FILE
         torn = path.is_file() and path.stat().st_size > 0 and _last_byte(path) != b"\n"
         self._file = open(path, "a", encoding="utf-8")
         if torn:  # a run killed mid-line: end that line so the next record starts on its own
@@ -38,11 +39,22 @@ class MetricWriter:
     def write(self, step: int, split: str, metrics: dict) -> None:
         record = {"step": int(step), "split": split}
         record.update({k: _json_number(v) for k, v in metrics.items()})
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
-        for k, v in metrics.items():
-            self._tb.add_scalar(f"{split}/{k}", float(v), int(step))
-        self._tb.flush()
+        try:
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
+            for k, v in metrics.items():
+                self._tb.add_scalar(f"{split}/{k}", float(v), int(step))
+            self._tb.flush()
+        except OSError as e:
+            from seqjax.errors import UserError
+            from seqjax.train.files import storage_problem
+
+            problem = storage_problem(self._dir) or e.strerror
+            raise UserError(
+                f"--workdir={self._dir}: {problem} while writing the metrics of step {step}; the "
+                "checkpoints are kept; free space (or fix the directory) and run the same "
+                "command to resume"
+            ) from None
 
     def close(self) -> None:
         self._file.close()
