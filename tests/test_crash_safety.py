@@ -187,6 +187,94 @@ def test_sigkill_at_random_moments_resumes_bitwise(tmp_path):
     )
 
 
+# ---- SIGTERM (preemption): the current step is saved, a restart loses no step ----
+
+SIGTERM_TRIALS = 10
+SIGTERM_IN_SAVE = 4
+
+
+def stopped_at(text):
+    """The step a run stopped at on a signal, from its ``stopped by SIG... at step N`` line."""
+    for line in text.splitlines():
+        if "stopped by SIG" in line:
+            return int(line.split(" at step ")[1].split(":")[0])
+    return None
+
+
+def run_and_term(workdir, rng, during_save, log):
+    """Starts a run and sends it SIGTERM at a random moment (twice, when during a save): returns
+    ``(exit status, step reached when the signal was sent, whether it was during a save)``."""
+    old_tmp = temporary_dirs(workdir)
+    before = len(train_steps(workdir))
+    with open(log, "w") as out:
+        proc = subprocess.Popen(command(workdir), stdout=out, stderr=subprocess.STDOUT, env=env())
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            if len(train_steps(workdir)) > before:
+                break
+            time.sleep(0.01)
+        in_save = False
+        if during_save:
+            while proc.poll() is None and time.monotonic() < deadline:
+                if temporary_dirs(workdir) - old_tmp:
+                    in_save = True
+                    break
+                time.sleep(0.005)
+        else:
+            time.sleep(rng.uniform(0.0, 2.0))
+        steps = train_steps(workdir)
+        reached = steps[-1] if steps else 0
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            if in_save:  # a second signal while it saves changes nothing
+                time.sleep(0.05)
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    return proc.returncode, reached, in_save
+
+
+@pytest.mark.slow
+def test_sigterm_at_random_moments_saves_the_step_and_loses_none(tmp_path):
+    ref = tmp_path / "reference"
+    done = subprocess.run(command(ref), env=env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    work = tmp_path / "preempted"
+    rng = random.Random(2026)
+    plan = [True] * SIGTERM_IN_SAVE + [False] * (SIGTERM_TRIALS - SIGTERM_IN_SAVE)
+    rng.shuffle(plan)
+    stops = stops_in_save = 0
+    expected_start = 0
+    for i, during_save in enumerate(plan):
+        log = tmp_path / f"term{i}.log"
+        code, reached, in_save = run_and_term(work, rng, during_save, log)
+        text = log.read_text()
+        assert resumed_from(log, text) == expected_start, text  # zero steps lost
+        if code == 0:
+            break
+        assert code == 128 + signal.SIGTERM, text
+        step = stopped_at(text)
+        assert step is not None and reached <= step <= reached + EVERY, (reached, step, text)
+        (line,) = [ln for ln in text.splitlines() if "stopped by SIGTERM" in ln]
+        assert "Traceback" not in text and line.startswith("seqjax train: stopped by SIGTERM")
+        assert not temporary_dirs(work), "a partial save left behind"
+        expected_start = step
+        stops += 1
+        stops_in_save += in_save
+    done = subprocess.run(command(work), env=env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert resumed_from(None, done.stdout + done.stderr) == expected_start
+    assert stops >= SIGTERM_TRIALS - 1 and stops_in_save >= 3, (stops, stops_in_save)
+    steps = train_steps(work)
+    assert sorted(steps) == list(range(1, NUM_STEPS + 1)), "a step was lost or repeated"
+    for a, b in zip(
+        jax.tree.leaves(final_params(ref)), jax.tree.leaves(final_params(work)), strict=True
+    ):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    print(f"preemption: {stops} SIGTERMs ({stops_in_save} during saves), 0 steps lost or repeated")
+
+
 # ---- a sweep killed mid-way: finished runs are not redone, the interrupted one resumes ----
 
 SWEEP = str(ROOT / "configs" / "sweeps" / "adding.py")

@@ -79,36 +79,60 @@ def manager(
     )
 
 
-class _Unretrieved(logging.Filter):
-    """Drops asyncio's "Task exception was never retrieved" reports: after a failed save the
-    writer's remaining tasks fail the same way, and the error that matters is raised once."""
+class _Held(logging.Filter):
+    """Holds back the log records of a save (orbax reports failures of its writer threads on the
+    absl logger, and asyncio unretrieved task errors): re-emitted when the save succeeds or fails
+    for a reason that is not the disk's, dropped when a full disk becomes one clear line."""
+
+    LOGGERS = ("absl", "asyncio")
+
+    def __init__(self):
+        super().__init__()
+        self.records: list = []
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "never retrieved" not in record.getMessage()
+        self.records.append(record)
+        return False
+
+    def __enter__(self):
+        for name in self.LOGGERS:
+            logging.getLogger(name).addFilter(self)
+        return self
+
+    def __exit__(self, *exc):
+        gc.collect()  # failed writer tasks report when collected: into the filter
+        for name in self.LOGGERS:
+            logging.getLogger(name).removeFilter(self)
+        return False
+
+    def release(self) -> None:
+        for record in self.records:
+            logging.getLogger(record.name).handle(record)
+        self.records = []
 
 
 def save(
     mngr: ocp.CheckpointManager, step: int, state: Any, rng: jax.Array, meta: dict, metrics: dict
 ) -> None:
-    """Writes checkpoint ``step`` (``metrics``: the validation metrics that rank it)."""
-    try:
-        mngr.save(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave({"train": state, "rng": rng}),
-                meta=ocp.args.JsonSave(meta),
-            ),
-            metrics=metrics,
-            force=True,
-        )
-    except Exception:
-        quiet = _Unretrieved()
-        logging.getLogger("asyncio").addFilter(quiet)
+    """Writes checkpoint ``step`` (``metrics``: the validation metrics that rank it).
+
+    When it fails, the exception carries the log records orbax wrote meanwhile as ``held_logs``
+    (a :class:`_Held`): the caller re-emits them with ``release()`` or drops them."""
+    with _Held() as held:
         try:
-            gc.collect()  # the failed tasks report now, into the filter
-        finally:
-            logging.getLogger("asyncio").removeFilter(quiet)
-        raise
+            mngr.save(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave({"train": state, "rng": rng}),
+                    meta=ocp.args.JsonSave(meta),
+                ),
+                metrics=metrics,
+                force=True,
+            )
+        except Exception as e:
+            e.held_logs = held
+            raise
+    held.release()
 
 
 def remove_incomplete(directory, *, quiet_failures: bool = False) -> list[str]:

@@ -149,7 +149,7 @@ def check_workdir(workdir: pathlib.Path) -> None:
             f"--workdir={workdir}: {top} does not exist (a filesystem that is not mounted?); "
             "mount it, create it, or give another --workdir"
         )
-    problem = files.storage_problem(existing)
+    problem = files.storage_problem(existing, needed=1)  # refuse only the hopeless: full, RO
     if problem:
         raise UserError(f"--workdir={workdir}: {problem}; give another --workdir")
 
@@ -286,11 +286,13 @@ def _run(
         }
         try:
             checkpoint.save(mngr, done, state, jax.random.key_data(key), meta_now, validation)
-        except Exception:
+        except Exception as e:
             latest = mngr.directory / str(last_saved) if last_saved is not None else None
             needed = max(1 << 20, files.tree_size(latest) if latest else 0)
             problem = files.storage_problem(mngr.directory, needed)
-            if problem is None:
+            if problem is None:  # not the disk: a bug, with everything orbax logged
+                if hasattr(e, "held_logs"):
+                    e.held_logs.release()
                 raise
             checkpoint.remove_incomplete(mngr.directory, quiet_failures=True)
             kept = f"step {last_saved}" if last_saved is not None else "none was saved yet"
@@ -338,7 +340,7 @@ def _run(
         if not (is_log or is_eval or is_diag or preempted):
             continue
         fetch()  # never evaluate or save past a non-finite step
-        if is_log:
+        if is_log or preempted:  # a preempted run logs its last (partial) window too
             seconds = time.perf_counter() - clock
             summary = _summarize(window, task.units, task.units_per_batch, seconds, timed)
             writer.write(done, "train", summary)
