@@ -88,7 +88,7 @@ CLI_CASES = [
         "wrong-type",
         ["train", SMOKE, "--workdir={w}", "--config.model.hidden_size=big"],
         "fresh",
-        ["hidden_size", "big", "expected int"],
+        ["hidden_size", "big", "expected a positive integer"],
     ),
     (
         "unknown-cell",

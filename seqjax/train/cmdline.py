@@ -4,11 +4,13 @@ Each command defines its flags on its own ``absl.flags.FlagValues`` (no global s
 can run in one process, as tests do) and calls :func:`parse`. Everything absl and ml_collections
 ``config_flags`` reject (an unknown flag or config key, a value of the wrong type, a config file
 that does not load, a bad preset) becomes a :class:`UserError` naming the key and what it accepts,
-e.g. ``--config.model.hidden_size='big': expected int (the config has 128)``.
+e.g. ``--config.model.hidden_size='big': expected a positive integer (the config has 128)``, read
+from the task's schema, not from the text of absl's exception.
 """
 
 from __future__ import annotations
 
+import ast
 import difflib
 import importlib.util
 import pathlib
@@ -17,7 +19,9 @@ import re
 from absl import flags
 from ml_collections.config_flags import config_flags
 
+from seqjax import schema
 from seqjax.errors import UserError
+from seqjax.train import config as config_lib
 from seqjax.train.config import lookup
 
 
@@ -115,17 +119,43 @@ def _explain(e: BaseException, fv: flags.FlagValues, argv: list[str], name: str)
         unknown = _unknown_key(config, key)
         if unknown:
             return unknown
-    m = re.match(rf"flag --{re.escape(name)}\.([^=\s]+)=", str(e))
-    if m and m.group(1) in overrides:
-        key = m.group(1)
-        parent, _, leaf = key.rpartition(".")
-        node = lookup(config, parent) if parent else config
-        try:
-            kind = node.get_type(leaf).__name__
-        except Exception:  # a plain dict has no get_type
-            kind = type(node[leaf]).__name__
-        return f"--{name}.{key}={overrides[key]!r}: expected {kind} (the config has {node[leaf]!r})"
+    for key, text in overrides.items():
+        problem = _bad_value(config, key, text)
+        if problem:
+            return f"--{name}.{key}={text!r}: {problem}"
     return _first_line(e)
+
+
+def _bad_value(config, key: str, text: str) -> str | None:
+    """What is wrong with ``--config.KEY=TEXT`` for the field ``key`` (which exists), from the
+    config and its task's schema, or ``None`` when the text reads as the field's type."""
+    parent, _, leaf = key.rpartition(".")
+    node = lookup(config, parent) if parent else config
+    value = node[leaf]
+    if hasattr(value, "keys"):
+        return f"{key} is a group, not a value; set one of its fields: {', '.join(sorted(value))}"
+    f = config_lib.fields(config.task).get(key) if config.get("task") in _tasks() else None
+    kind = f.kind if f is not None else type(value).__name__
+    try:
+        if kind in ("int", "float"):
+            number = int(text) if kind == "int" else float(text)
+            del number
+        elif kind == "bool" and text.lower() not in ("true", "false", "1", "0", "t", "f"):
+            raise ValueError
+        elif kind == "ints":
+            items = ast.literal_eval(text)
+            if not isinstance(items, (tuple, list)) or not all(isinstance(i, int) for i in items):
+                raise ValueError
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        expected = schema.describe(f) if f is not None else f"a {kind}"
+        return f"expected {expected} (the config has {value!r})"
+    return None
+
+
+def _tasks() -> tuple:
+    from seqjax import tasks
+
+    return tasks.names()
 
 
 def _unknown_key(config, key: str) -> str | None:
