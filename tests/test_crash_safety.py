@@ -401,3 +401,41 @@ def test_sweep_killed_mid_way_skips_finished_runs_and_resumes(tmp_path):
     ref_rows = (ref / "results.csv").read_text().splitlines()
     assert len((work / "results.csv").read_text().splitlines()) == len(ref_rows)
     print(f"sweep fault injection: {kills} kills, {finished_mid_way} with the first run finished")
+
+
+@pytest.mark.slow
+def test_sweep_sigterm_saves_the_running_run_and_a_rerun_goes_on(tmp_path):
+    ref = tmp_path / "reference"
+    done = subprocess.run(
+        sweep_command(ref), env=env(), capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    work = tmp_path / "preempted"
+    with open(tmp_path / "term.log", "w") as out:
+        proc = subprocess.Popen(
+            sweep_command(work), stdout=out, stderr=subprocess.STDOUT, env=env()
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(
+            len(train_steps(r)) >= SWEEP_STEPS // 3 for r in rundirs(work)
+        ):
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    text = (tmp_path / "term.log").read_text()
+    assert proc.returncode == 128 + signal.SIGTERM, text
+    step = stopped_at(text)
+    assert step is not None and "Traceback" not in text
+    (first,) = [r for r in rundirs(work) if train_steps(r)]
+    assert not (first / "done.json").exists()  # interrupted, not recorded as failed
+    again = subprocess.run(
+        sweep_command(work), env=env(), capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    part = again.stdout.split(f"{first.name}: training", 1)[1]
+    assert resumed_from(None, part) == step  # the saved step itself: nothing lost
+    for r in rundirs(ref):
+        a = final_params(r, SWEEP_STEPS)
+        b = final_params(work / "runs" / r.name, SWEEP_STEPS)
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

@@ -42,9 +42,9 @@ import time
 import traceback
 from typing import Any, Callable, Optional
 
-from seqjax.errors import UserError
+from seqjax.errors import Interrupted, UserError
 from seqjax.train import config as config_lib
-from seqjax.train import files, sweep_plots, sweep_results
+from seqjax.train import files, preempt, sweep_plots, sweep_results
 from seqjax.train.sweep_results import DONE, GRAD_NORMS, SPEC
 
 # ----------------------------------------------------------------------------- the grid
@@ -212,6 +212,13 @@ def run_sweep(
         "runs": [{**r, "overrides": sweep_results.json_safe(r["overrides"])} for r in runs],
     }
     files.write_atomic(workdir / SPEC, json.dumps(spec, indent=1))
+    with preempt.stop_requests() as stop:  # a signal between runs stops the sweep there too
+        records = _run_all(config, workdir, runs, train_fn, retry_failed, log, stop)
+    write_report(workdir)
+    return records
+
+
+def _run_all(config, workdir, runs, train_fn, retry_failed, log, stop) -> list[dict]:
     records = []
     for i, r in enumerate(runs):
         rundir = workdir / "runs" / r["name"]
@@ -240,7 +247,11 @@ def run_sweep(
             write_report(workdir)
         except Exception:  # a plotting bug must not end a long sweep; the next run retries
             log(f"results of {workdir} not written:\n{traceback.format_exc()}")
-    write_report(workdir)
+        if stop.signum is not None and i + 1 < len(runs):
+            raise Interrupted(
+                f"stopped by {stop.name} after run {r['name']}; run the same command to go on",
+                stop.signum,
+            )
     return records
 
 
