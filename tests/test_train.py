@@ -273,7 +273,10 @@ def test_skip_nonfinite_counts_skipped_steps(tmp_path, monkeypatch):
     "flag, message",
     [
         ("--config.model.cel=gru", "--config.model.cel: no such key; model has activation, "),
-        ("--config.model.hidden_size=big", "--config.model.hidden_size='big': expected a positive integer"),
+        (
+            "--config.model.hidden_size=big",
+            "--config.model.hidden_size='big': expected a positive integer",
+        ),
         ("--config.model.cell=lsmt", "model.cell='lsmt': choose one of elman, lstm, gru"),
         (
             "--config.optim.name=adamm",
