@@ -13,6 +13,12 @@ from seqjax.cells.lstm import LSTMCarry, lstm
 from seqjax.cells.mingru import mingru
 from seqjax.cells.minlstm import minlstm
 
+# isort: split
+# Modern gated recurrences (issue 19).
+from seqjax.cells.deltanet import deltanet, gated_deltanet
+from seqjax.cells.rglru import rglru
+from seqjax.cells.s6 import s6
+
 _FACTORIES = {
     "elman": elman,
     "lstm": lstm,
@@ -20,6 +26,11 @@ _FACTORIES = {
     "mingru": mingru,
     "minlstm": minlstm,
     "lru": lru,
+    # Modern gated recurrences (issue 19).
+    "rglru": rglru,
+    "s6": s6,
+    "deltanet": deltanet,
+    "gated_deltanet": gated_deltanet,
 }
 
 
@@ -47,4 +58,9 @@ __all__ = [
     "mingru",
     "minlstm",
     "names",
+    # Modern gated recurrences (issue 19).
+    "deltanet",
+    "gated_deltanet",
+    "rglru",
+    "s6",
 ]
