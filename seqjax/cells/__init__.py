@@ -16,8 +16,10 @@ from seqjax.cells.minlstm import minlstm
 # isort: split
 # Modern gated recurrences (issue 19).
 from seqjax.cells.deltanet import deltanet, gated_deltanet
+from seqjax.cells.mlstm import MLSTMCarry, mlstm
 from seqjax.cells.rglru import rglru
 from seqjax.cells.s6 import s6
+from seqjax.cells.slstm import SLSTMCarry, slstm
 
 _FACTORIES = {
     "elman": elman,
@@ -31,6 +33,8 @@ _FACTORIES = {
     "s6": s6,
     "deltanet": deltanet,
     "gated_deltanet": gated_deltanet,
+    "mlstm": mlstm,
+    "slstm": slstm,
 }
 
 
@@ -59,8 +63,12 @@ __all__ = [
     "minlstm",
     "names",
     # Modern gated recurrences (issue 19).
+    "MLSTMCarry",
+    "SLSTMCarry",
     "deltanet",
     "gated_deltanet",
+    "mlstm",
     "rglru",
     "s6",
+    "slstm",
 ]

@@ -46,6 +46,7 @@ import jax.numpy as jnp
 
 from seqjax.cells import chunked, inits
 from seqjax.cells.base import Cell, check_size, make_step
+from seqjax.cells.heads import head_sizes, per_unit
 from seqjax.cells.s6 import dt_bias_init
 
 ACC = jnp.float32
@@ -54,23 +55,6 @@ ACC = jnp.float32
 def l2_normalise(a: jax.Array, eps: float = 1e-6) -> jax.Array:
     """``a / sqrt(|a|^2 + eps)`` over the last axis (finite gradient at ``a = 0``)."""
     return a * jax.lax.rsqrt(jnp.sum(a * a, axis=-1, keepdims=True) + eps)
-
-
-def head_sizes(hidden_size: int, num_heads: int, key_size: Optional[int]):
-    """``(d_k, d_v)`` per head: ``d_v = H / heads``, ``d_k = key_size or d_v``."""
-    check_size("num_heads", num_heads)
-    if hidden_size % num_heads:
-        raise ValueError(
-            f"num_heads={num_heads!r}: must divide hidden_size={hidden_size} (d_v = H / heads)"
-        )
-    d_v = hidden_size // num_heads
-    d_k = d_v if key_size is None else check_size("key_size", key_size)
-    return d_k, d_v
-
-
-def per_unit(gate: jax.Array, d_v: int) -> jax.Array:
-    """A per-head gate ``(..., heads)`` repeated over each head's ``d_v`` output units."""
-    return jnp.repeat(gate, d_v, axis=-1)
 
 
 def delta_chunk(h0, nlead: int):
