@@ -347,3 +347,42 @@ def test_deltanet_matches_fla_naive_recurrence(gated):
     g = jax.grad(from_projections, argnums=range(6))(*args)
     for mine, key in zip(g, ["q", "k", "v", "beta", "g"] if gated else ["q", "k", "v", "beta"]):
         close(mine, t[key].grad.numpy())
+
+
+def test_mlstm_matches_xlstm_backends():
+    """xlstm's ``recurrent_step_stabilized_simple`` (a loop from our random initial state) and
+    ``parallel_stabilized_simple`` (from the zero state): outputs, the stabilised carry
+    ``(C', n', m)`` and the gradients w.r.t. parameters, inputs and initial state."""
+    import torch
+
+    backends = load_reference("xlstm", "blocks/mlstm/backends.py")
+    nh, d = 2, 3
+    cell, params, xs = setup("mlstm")
+    carry0 = random_carry(cell, params, (B,))
+    w = jax.random.normal(jax.random.key(6), (B, T, H))
+    ys, carry, grads = jax_value_and_grads(cell, params, xs, carry0, w)
+
+    tp, tx, tc = torch_tree(params), torch_tree(xs), torch_tree(carry0)
+    z = tx @ tp["w_x"] + tp["b"]  # blocks q | k | v | o | i | f (k unscaled: theirs scales it)
+    q, k, v, o, i, f = torch.split(z, [nh * d] * 4 + [nh, nh], dim=-1)
+    heads = lambda u: u.reshape(B, T, nh, -1).transpose(1, 2)  # noqa: E731
+    q, k, v, i, f = map(heads, (q, k, v, i, f))
+    c, n, m = tc.c, tc.n[..., None], tc.m[..., None, None]
+    hs = []
+    for t in range(T):
+        at = lambda a: a[:, :, t : t + 1].clone()  # noqa: E731
+        h, (c, n, m) = backends.recurrent_step_stabilized_simple(
+            c, n, m, at(q), at(k), at(v), at(i), at(f), eps=1e-6
+        )
+        hs.append(h.reshape(B, H))
+    y = torch.sigmoid(o) * torch.stack(hs, 1)
+    (torch.tensor(np.asarray(w)) * y).sum().backward()
+    close(ys, y.detach().numpy())
+    ref_carry = (c.detach().numpy(), n[..., 0].detach().numpy(), m[..., 0, 0].detach().numpy())
+    close(carry, seqjax.cells.MLSTMCarry(*ref_carry))
+    close(grads, (torch_grads(tp), tx.grad.numpy(), torch_grads(tc)))
+
+    with torch.no_grad():
+        h_par = backends.parallel_stabilized_simple(q, k, v, i, f, eps=1e-6)
+        y_par = torch.sigmoid(o) * h_par.transpose(1, 2).reshape(B, T, H)
+    close(seqjax.parallel(cell, params, xs)[0], y_par.numpy())
