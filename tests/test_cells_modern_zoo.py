@@ -517,3 +517,162 @@ def test_xlstm_stabiliser_is_exact_where_exp_overflows(name):
         ys, carry = seqjax.unroll(cell, params, xs, backend=backend)
         assert all(np.isfinite(np.asarray(a)).all() for a in jax.tree.leaves(carry))
         np.testing.assert_allclose(np.asarray(ys, np.float64), ref, rtol=tol, atol=tol)
+
+
+# ---------------------------------------------------------------------------------------------
+# Behaviour the papers describe.
+
+
+@pytest.mark.parametrize("a_init", ["paper", "recurrentgemma"])
+def test_rglru_init_and_decay_range(a_init):
+    """De et al. 2024, sec. 2.4: a^c uniform in [0.9, 0.999] ("paper"; recurrentgemma draws a
+    itself with a^2 uniform in [0.81, 0.998]); a_t = a^(c r_t) stays in (0, 1] with finite
+    gradients even for gates saturated by inputs of size 1e3."""
+    c = 8.0
+    cell = seqjax.cells.rglru(4096, a_init=a_init)
+    params = cell.init(jax.random.key(0), 3)
+    a = np.asarray(jax.nn.sigmoid(params["lam"]), np.float64)
+    x = a**c if a_init == "paper" else a**2
+    lo, hi = (0.9, 0.999) if a_init == "paper" else (0.81, 0.999**2)
+    assert x.min() >= lo - 1e-6 and x.max() <= hi + 1e-6
+    np.testing.assert_allclose(x.mean(), (lo + hi) / 2, atol=0.01 * (hi - lo) * 5)
+    cell, params, _ = setup("rglru")
+    xs = 1e3 * jax.random.normal(jax.random.key(1), (B, T, I))
+    log_a = (
+        c * jax.nn.sigmoid(cell.project(params, xs)[..., :H]) * jax.nn.log_sigmoid(params["lam"])
+    )
+    assert (log_a <= 0).all() and (jnp.exp(log_a) > 0).all()
+    grads = jax.grad(lambda p: seqjax.parallel(cell, p, xs)[0].sum())(params)
+    assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
+
+
+def test_rglru_normalisation_keeps_unit_scale():
+    """h_t = a h_{t-1} + sqrt(1 - a^2) x_t keeps E[h^2] = 1 for unit white noise (sec. 2.4),
+    where the unnormalised recurrence grows to 1 / (1 - a^2) = 500 at a = 0.999."""
+    n, steps = 256, 3000
+    cell = seqjax.cells.rglru(n)
+    a_t = 0.999  # with r_t = sigmoid(0) = 1/2: a^(c/2) = a_t
+    params = {
+        "w_x": jnp.zeros((n, 3 * n)).at[:, 2 * n :].set(jnp.eye(n)),
+        "b": jnp.zeros(3 * n).at[n : 2 * n].set(30.0),  # i_t = 1
+        "lam": jnp.full(n, math.log(a_t) / 4.0 - math.log(-math.expm1(math.log(a_t) / 4.0))),
+    }
+    xs = jax.random.normal(jax.random.key(0), (1, steps, n))
+    ys, _ = seqjax.parallel(cell, params, xs)
+    np.testing.assert_allclose(float((ys[0, -1] ** 2).mean()), 1.0, atol=0.2)
+
+
+def test_s6_selection_is_a_sigmoid_gate():
+    """Gu & Dao 2023, Theorem 1: with N = 1 and A = -1 the state decays by 1 - g_t with
+    g_t = sigmoid(x W_delta W_Delta + b_Delta), the ``selection`` gate."""
+    cell = seqjax.cells.s6(H, state_size=1)
+    params = perturb(cell.init(jax.random.key(0), I))
+    params["a_log"] = jnp.zeros((H, 1))  # A = -1
+    x = jax.random.normal(jax.random.key(1), (I,))
+    h = jax.random.normal(jax.random.key(2), (H, 1))
+    p = cell.project(params, x)
+    g = cell.gates(params, h, p)["selection"]
+    low = x @ params["w_x"][:, H : H + params["w_dt"].shape[0]]
+    close(g, jax.nn.sigmoid(low @ params["w_dt"] + params["b_dt"]))
+    decay = jax.jacfwd(lambda h: cell.recur(params, h, p)[0])(h)[:, 0, :, 0]
+    close(decay, jnp.diag(1 - g))
+
+
+@pytest.mark.parametrize("name", ["deltanet", "gated_deltanet"])
+def test_delta_rule_overwrites_and_retrieves_exactly(name):
+    """Orthonormal keys and beta = 1: the delta rule stores v under k and a second write to the
+    same key replaces the value (Schlag et al. 2021, sec. 4.2), where a linear-attention sum
+    would return v1 + v2. Gated with alpha = 1 behaves the same."""
+    d = 4
+    cell = seqjax.cells.get(name, d, key_size=d, chunk_size=2)
+    params = cell.init(jax.random.key(0), 2 * d)
+    eye, zero = jnp.eye(d), jnp.zeros((d, d))
+    w = jnp.concatenate([jnp.concatenate([eye, zero]), jnp.concatenate([eye, zero])], 1)
+    w = jnp.concatenate([w, jnp.concatenate([zero, eye]), jnp.zeros((2 * d, 1))], 1)
+    params["w_x"] = jnp.concatenate([w, jnp.zeros((2 * d, 1))], 1) if "gated" in name else w
+    params["b_beta"] = jnp.full((1,), 30.0)  # beta = 1 in float32
+    if "gated" in name:
+        params["a_log"] = jnp.full((1,), -30.0)  # alpha = exp(-1e-13 * softplus) = 1
+    v = jax.random.normal(jax.random.key(1), (3, d))
+    keys = jnp.stack([eye[0], eye[1], eye[0]])
+    xs = jnp.concatenate([keys, v], -1)[None]
+    for backend in ("parallel", "sequential"):
+        ys, S = seqjax.unroll(cell, params, xs, backend=backend)
+        np.testing.assert_allclose(S[0, 0, 0], v[2], rtol=1e-5, atol=1e-6)  # e0 now holds v3
+        np.testing.assert_allclose(S[0, 0, 1], v[1], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(S[0, 0, 2:], 0.0, atol=1e-6)
+        np.testing.assert_allclose(
+            ys[0], v, rtol=1e-5, atol=1e-6
+        )  # each step reads back what it wrote
+
+
+# ---------------------------------------------------------------------------------------------
+# Long sequences and the rest of the contract.
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", PARALLEL[:5])
+def test_long_sequence_parallel_is_finite_and_equals_sequential(name):
+    """T = 16384 (hidden 4, one sequence): finite outputs and gradients of the parallel or
+    chunkwise form, within 1e-4 of the sequential scan."""
+    kw = {"num_heads": 2} if name in ("deltanet", "gated_deltanet", "mlstm") else {}
+    cell = seqjax.cells.get(name, 4, **kw)
+    params = perturb(cell.init(jax.random.key(0), 2))
+    xs = jax.random.normal(jax.random.key(1), (1, 16384, 2))
+    loss = lambda p, x: seqjax.parallel(cell, p, x)[0].mean()  # noqa: E731
+    grads = jax.jit(jax.grad(loss, argnums=(0, 1)))(params, xs)
+    ys, c = jax.jit(lambda p, x: seqjax.parallel(cell, p, x))(params, xs)
+    ys_seq, c_seq = jax.jit(lambda p, x: seqjax.unroll(cell, p, x, backend="sequential"))(
+        params, xs
+    )
+    assert all(np.isfinite(np.asarray(a)).all() for a in jax.tree.leaves((ys, c, grads)))
+    scale = float(jnp.abs(ys_seq).max())
+    np.testing.assert_allclose(ys, ys_seq, rtol=1e-4, atol=1e-4 * scale)
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_contract_step_jit_vmap_jvp_dtypes_and_capabilities(name):
+    cell, params, xs = setup(name)
+    c = random_carry(cell, params, (B,))
+    x = xs[:, 0]
+    close(cell.step(params, c, x), cell.recur(params, c, cell.project(params, x)))
+    close(jax.jit(cell.step)(params, c, x), cell.step(params, c, x))
+    close(jax.vmap(cell.step, (None, 0, 0))(params, c, x), cell.step(params, c, x))
+    base = name.split("_exp")[0]
+    assert base in seqjax.cells.names() and seqjax.cells.get(base, H).name == base
+    # forward mode agrees with reverse mode: <w, J dx> from jvp equals <J^T w, dx> from vjp
+    dx = jax.random.normal(jax.random.key(9), xs.shape)
+    w = jax.random.normal(jax.random.key(10), (B, T, H))
+    f = lambda x: seqjax.unroll(cell, params, x, c, backend="sequential")[0]  # noqa: E731
+    ys, tangent = jax.jvp(f, (xs,), (dx,))
+    (cotangent,) = jax.vjp(f, xs)[1](w)
+    np.testing.assert_allclose((w * tangent).sum(), (cotangent * dx).sum(), rtol=1e-4)
+    # bfloat16 parameters: outputs in bfloat16, the carry float32, close to float32's outputs
+    p16 = jax.tree.map(lambda a: a.astype(jnp.bfloat16), params)
+    ys16, c16 = seqjax.unroll(cell, p16, xs.astype(jnp.bfloat16))
+    ys32, _ = seqjax.unroll(cell, params, xs)
+    assert ys16.dtype == jnp.bfloat16
+    assert all(a.dtype == jnp.float32 for a in jax.tree.leaves(c16))
+    np.testing.assert_allclose(ys16.astype(jnp.float32), ys32, rtol=0.1, atol=0.1)
+    gates = cell.gates(params, c, cell.project(params, x))
+    for g in gates.values():
+        assert g.shape == (B, H) and ((g >= 0) & (g <= 1)).all()
+    if cell.recurrent_blocks is not None:
+        check_recurrent_blocks(cell, params, c, x)
+
+
+def check_recurrent_blocks(cell, params, carry, x):
+    """One sLSTM step in NumPy (eqs. 8-17, stabilised) whose pre-activations are ``x W_x + h R +
+    b`` with ``R`` the matrices ``recurrent_blocks`` reports: they are what multiplies h_{t-1}."""
+    blocks = cell.recurrent_blocks(params)
+    assert list(blocks) == ["i", "f", "z", "o"]
+    R = np.concatenate([np.asarray(blocks[g], np.float64) for g in blocks], 1)
+    h, c, n, m = (np.asarray(a, np.float64) for a in carry)
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    i, f, z, o = np.split(np.asarray(x, np.float64) @ p["w_x"] + h @ R + p["b"], 4, axis=-1)
+    log_f = -np.logaddexp(0, -f)
+    m_new = np.maximum(log_f + m, i)
+    i_s, f_s = np.exp(i - m_new), np.exp(log_f + m - m_new)
+    c, n = f_s * c + i_s * np.tanh(z), f_s * n + i_s
+    expected = seqjax.cells.SLSTMCarry(sigmoid(o) * c / n, c, n, m_new)
+    close(cell.step(params, carry, x)[0], expected)

@@ -20,10 +20,11 @@ SiLU, which belong to the block); here they are linear in the cell's input :math
 Initialisation (sec. 3.6 and the authors' code): S4D-real :math:`A_{hn} = -(n + 1)`;
 :math:`D = 1`; :math:`\Delta` at init log-uniform in ``[dt_min, dt_max] = [0.001, 0.1]`` (floored
 at 1e-4) through :math:`b_\Delta = \operatorname{softplus}^{-1}(\Delta)`; :math:`W_\Delta \sim
-U(\pm R^{-1/2})`; the other kernels ``lecun_normal``. With ``N = 1``, :math:`A = -1`, :math:`B = 1`
-the recurrence is the gated update :math:`h_t = (1 - g_t) h_{t-1} + g_t u_t` with :math:`g_t =
-1 - e^{-\Delta_t} = \sigma(x_t W_\delta W_\Delta + b_\Delta)` (Theorem 1), the gate ``gates``
-reports as ``"selection"``.
+U(\pm R^{-1/2})`; the other kernels ``lecun_normal``. The selection acts as a gate: with
+``N = 1`` and :math:`A = -1` the state decays by :math:`e^{-\Delta_t} = 1 - g_t`,
+:math:`g_t = \sigma(x_t W_\delta W_\Delta + b_\Delta)` (sec. 3.5.1, Theorem 1, where the
+zero-order hold of :math:`B` also scales the input by :math:`g_t`); ``gates`` reports
+:math:`1 - e^{-\Delta_t}` as ``"selection"``.
 
 Parameters: ``w_x (input, H + R + 2N)`` with blocks ``u, delta, B, C`` (``W_u, W_delta, W_B,
 W_C``), ``w_dt (R, H)``, ``b_dt (H,)``, ``a_log (H, N)``, ``d (H,)``. The carry ``(*batch, H, N)``
