@@ -128,3 +128,23 @@ def run_chunks(
     if need_states:
         states = jax.tree.map(lambda a: _unchunk(a, nlead, T), states)
     return out, final, states
+
+
+def run_heads(
+    chunk_step: Callable,
+    carry,
+    xs: Sequence[jax.Array],
+    pads: Sequence[float],
+    resets: Optional[jax.Array],
+    chunk_size: int,
+    need_states: bool,
+):
+    """:func:`run_chunks` for per-head sequences ``(*batch, T, heads, d)`` and ``resets:
+    (*batch, T)``: the heads axis moves before time (a leading axis of the chunk step, which
+    sees ``(*batch, heads, L, d)``) and back, in ``out`` and ``states`` as well."""
+    nb = xs[0].ndim - 3
+    xs = [jnp.moveaxis(a, nb, nb + 1) for a in xs]
+    r = None if resets is None else jnp.expand_dims(resets, nb)  # the same for every head
+    out, final, states = run_chunks(chunk_step, carry, xs, pads, r, chunk_size, need_states)
+    back = lambda a: jnp.moveaxis(a, nb, nb + 1)  # noqa: E731
+    return back(out), final, (jax.tree.map(back, states) if need_states else None)

@@ -153,21 +153,15 @@ def _delta_cell(
 
     def parallel(params, carry, xs, *, resets=None, return_carries=False):
         q, k, v, beta, log_alpha = project(params, xs)
-        nb = xs.ndim - 2
         carry = carry.astype(ACC)
         seqs = (q, k, v, beta[..., None], log_alpha[..., None])
-        seqs = [jnp.moveaxis(a, nb, nb + 1) for a in seqs]  # (*batch, heads, T, d)
-        r = None if resets is None else jnp.expand_dims(resets, nb)  # broadcast over heads
-        step = delta_chunk(carry, nb + 1)
         pads = (0.0, 0.0, 0.0, 0.0, 0.0)  # beta = 0, alpha = 1: padded steps keep the state
-        out, final, states = chunked.run_chunks(
-            step, carry, seqs, pads, r, chunk_size, return_carries
+        step = delta_chunk(carry, xs.ndim - 1)
+        out, final, states = chunked.run_heads(
+            step, carry, seqs, pads, resets, chunk_size, return_carries
         )
-        ys = jnp.moveaxis(out, nb, nb + 1)  # (*batch, T, heads, d_v)
-        ys = ys.reshape(ys.shape[:-2] + (H,)).astype(out_dtype(params))
-        if not return_carries:
-            return ys, final
-        return ys, final, jnp.moveaxis(states, nb, nb + 1)
+        ys = out.reshape(out.shape[:-2] + (H,)).astype(out_dtype(params))
+        return (ys, final, states) if return_carries else (ys, final)
 
     def gates(params, carry, p):
         del params, carry

@@ -209,21 +209,15 @@ def mlstm(
 
     def parallel(params, carry, xs, *, resets=None, return_carries=False):
         q, k, v, o, i_pre, log_f = project(params, xs)
-        nb = xs.ndim - 2
         carry = jax.tree.map(lambda a: a.astype(ACC), carry)
         seqs = (q, k, v, i_pre[..., None], log_f[..., None])
-        seqs = [jnp.moveaxis(a, nb, nb + 1) for a in seqs]  # (*batch, heads, T, d)
-        r = None if resets is None else jnp.expand_dims(resets, nb)  # broadcast over heads
         pads = (0.0, 0.0, 0.0, -jnp.inf, 0.0)  # i = 0, f = 1: padded steps keep the state
-        step = mlstm_chunk(carry, nb + 1, eps)
-        out, final, states = chunked.run_chunks(
-            step, carry, seqs, pads, r, chunk_size, return_carries
+        step = mlstm_chunk(carry, xs.ndim - 1, eps)
+        h, final, states = chunked.run_heads(
+            step, carry, seqs, pads, resets, chunk_size, return_carries
         )
-        h = jnp.moveaxis(out, nb, nb + 1)  # (*batch, T, heads, d_v)
         ys = (o * h.reshape(h.shape[:-2] + (H,))).astype(params["w_x"].dtype)
-        if not return_carries:
-            return ys, final
-        return ys, final, jax.tree.map(lambda a: jnp.moveaxis(a, nb, nb + 1), states)
+        return (ys, final, states) if return_carries else (ys, final)
 
     def gates(params, carry, p):
         del params
