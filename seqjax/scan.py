@@ -70,6 +70,14 @@ def reverse_resets(resets: jax.Array, lengths: Optional[jax.Array]) -> jax.Array
     return reverse_within_lengths(ends, lengths)
 
 
+def _reverse_carries(carries, lengths: Optional[jax.Array], nb: int):
+    """:func:`reverse_within_lengths` for every step's carries ``(*batch, T, ...)``, whose leaves
+    may have several trailing axes (matrix states): time is axis ``nb``, not ``-2``."""
+    if lengths is None:
+        return jax.tree.map(lambda a: jnp.flip(a, axis=nb), carries)
+    return jax.tree.map(lambda a: reverse_within_lengths(a, lengths), carries)
+
+
 def _where(mask, new, old):
     """Per-leaf ``where`` with ``mask: (*batch,)`` broadcast over each leaf's trailing axes."""
 
@@ -237,7 +245,7 @@ def unroll(
         return ys, final
     carries = jax.tree.map(bm, carries)
     if reverse:
-        carries = jax.tree.map(lambda a: reverse_within_lengths(a, lengths), carries)
+        carries = _reverse_carries(carries, lengths, len(batch_shape))
     return ys, final, carries
 
 
@@ -406,5 +414,5 @@ def parallel(
     if reverse:
         ys = reverse_within_lengths(ys, lengths)
         if carries is not None:
-            carries = jax.tree.map(lambda a: reverse_within_lengths(a, lengths), carries)
+            carries = _reverse_carries(carries, lengths, nb)
     return (ys, final, carries) if return_carries else (ys, final)

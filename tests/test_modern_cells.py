@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from loop_reference import loop_reference as reference
 
 import seqjax
 from seqjax import scan
@@ -60,34 +61,6 @@ def close(a, b, tol=F32_TOL):
         np.testing.assert_allclose(x, y, rtol=tol, atol=tol)
 
     jax.tree.map(check, a, b)
-
-
-def reference(cell, params, xs, carry0, lengths=None, resets=None, reverse=False):
-    """Python loop over ``cell.step``, one sequence and one segment at a time.
-
-    Returns ``(ys, carry, carries)`` with unroll's conventions: zeros past each length, the carry
-    after the last valid step, and carries past the end holding it.
-    """
-    ys_all, finals, carries_all = [], [], []
-    for b in range(xs.shape[0]):
-        L = xs.shape[1] if lengths is None else int(lengths[b])
-        r = np.zeros(xs.shape[1], bool) if resets is None else np.asarray(resets[b])
-        starts = [0] + [t for t in range(1, L) if r[t]]
-        segments = list(zip(starts, starts[1:] + [L])) if L else []
-        c0 = carry0[b]
-        ys = [jnp.zeros((cell.hidden_size,), xs.dtype) for _ in range(xs.shape[1])]
-        carries = [None] * xs.shape[1]
-        c = c0
-        for s, e in segments[::-1] if reverse else segments:
-            c = c0
-            for t in range(e - 1, s - 1, -1) if reverse else range(s, e):
-                c, ys[t] = cell.step(params, c, xs[b, t])
-                carries[t] = c
-        carries = [c if k is None else k for k in carries]
-        ys_all.append(jnp.stack(ys))
-        finals.append(c)
-        carries_all.append(jnp.stack(carries))
-    return jnp.stack(ys_all), jnp.stack(finals), jnp.stack(carries_all)
 
 
 OPTIONS = {

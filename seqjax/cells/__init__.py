@@ -13,6 +13,14 @@ from seqjax.cells.lstm import LSTMCarry, lstm
 from seqjax.cells.mingru import mingru
 from seqjax.cells.minlstm import minlstm
 
+# isort: split
+# Modern gated recurrences (issue 19).
+from seqjax.cells.deltanet import deltanet, gated_deltanet
+from seqjax.cells.mlstm import MLSTMCarry, mlstm
+from seqjax.cells.rglru import rglru
+from seqjax.cells.s6 import s6
+from seqjax.cells.slstm import SLSTMCarry, slstm
+
 _FACTORIES = {
     "elman": elman,
     "lstm": lstm,
@@ -20,6 +28,13 @@ _FACTORIES = {
     "mingru": mingru,
     "minlstm": minlstm,
     "lru": lru,
+    # Modern gated recurrences (issue 19).
+    "rglru": rglru,
+    "s6": s6,
+    "deltanet": deltanet,
+    "gated_deltanet": gated_deltanet,
+    "mlstm": mlstm,
+    "slstm": slstm,
 }
 
 
@@ -47,4 +62,13 @@ __all__ = [
     "mingru",
     "minlstm",
     "names",
+    # Modern gated recurrences (issue 19).
+    "MLSTMCarry",
+    "SLSTMCarry",
+    "deltanet",
+    "gated_deltanet",
+    "mlstm",
+    "rglru",
+    "s6",
+    "slstm",
 ]

@@ -1,0 +1,40 @@
+"""A reference for every driver: a Python loop over ``cell.step``, one sequence and one segment
+at a time, with ``lengths``, ``resets`` and ``reverse`` written out by hand (shared by the cell
+test files; carries may be any pytree)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def take(tree, b):
+    return jax.tree.map(lambda a: a[b], tree)
+
+
+def stack(trees):
+    return jax.tree.map(lambda *a: jnp.stack(a), *trees)
+
+
+def loop_reference(cell, params, xs, carry0, lengths=None, resets=None, reverse=False):
+    """Python loop over ``cell.step``, one sequence and one segment at a time: ``(ys, carry,
+    carries)`` with zeros past each length and carries past the end holding the last one."""
+    ys_all, finals, carries_all = [], [], []
+    for b in range(xs.shape[0]):
+        L = xs.shape[1] if lengths is None else int(lengths[b])
+        r = np.zeros(xs.shape[1], bool) if resets is None else np.asarray(resets[b])
+        starts = [0] + [t for t in range(1, L) if r[t]]
+        segments = list(zip(starts, starts[1:] + [L])) if L else []
+        c0 = take(carry0, b)
+        ys = [jnp.zeros((cell.hidden_size,), xs.dtype) for _ in range(xs.shape[1])]
+        carries = [None] * xs.shape[1]
+        c = c0
+        for s, e in segments[::-1] if reverse else segments:
+            c = c0
+            for t in range(e - 1, s - 1, -1) if reverse else range(s, e):
+                c, ys[t] = cell.step(params, c, xs[b, t])
+                carries[t] = c
+        carries = [c if k is None else k for k in carries]
+        ys_all.append(jnp.stack(ys))
+        finals.append(c)
+        carries_all.append(stack(carries))
+    return jnp.stack(ys_all), stack(finals), stack(carries_all)
