@@ -31,6 +31,21 @@ _CELL = {  # the cell factories' keyword defaults (seqjax/cells/*.py before the 
     "model.kernel_init": "glorot_uniform",
     "model.recurrent_init": "orthogonal",
     "model.bias_init": "zeros",
+    # The cells added after the refactor: their factories' defaults (nothing used them before).
+    "model.a_min": 0.9,
+    "model.a_max": 0.999,
+    "model.c": 8.0,
+    "model.a_init": "paper",
+    "model.max_sqrt_grad": 1000.0,
+    "model.state_size": 16,
+    "model.dt_rank": 0,
+    "model.dt_min": 0.001,
+    "model.dt_max": 0.1,
+    "model.num_heads": 1,
+    "model.key_size": None,
+    "model.chunk_size": 64,
+    "model.forget_gate": "sigmoid",
+    "model.eps": 1e-6,
 }
 _COMMON = {
     **_CELL,

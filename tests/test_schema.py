@@ -48,7 +48,25 @@ def test_cell_options_are_the_factories_own_defaults():
     for name, factory in cells._FACTORIES.items():
         for option, default in common.cell_options(factory).items():
             assert option in common.CELL_OPTIONS, f"{name}: option {option!r} is not in the schema"
+            if option in common.PER_CELL:  # None in a config keeps the factory's own default
+                assert common.CELL_OPTIONS[option].default is None
+                continue
             assert common.CELL_OPTIONS[option].default == default, (name, option)
+
+
+def test_a_per_cell_default_reaches_the_factory():
+    from seqjax.models import build_cell
+
+    base = {k.split(".", 1)[1]: f.default for k, f in config_lib.fields("synthetic").items()
+            if k.startswith("model.")}  # fmt: skip
+    slstm = build_cell({**base, "cell": "slstm", "hidden_size": 4})
+    import jax
+
+    params = slstm.init(jax.random.key(0), 3)
+    assert all(float(abs(b).max()) == 0 for b in slstm.recurrent_blocks(params).values())
+    lstm = build_cell({**base, "cell": "lstm", "hidden_size": 4, "recurrent_init": "identity"})
+    w_h = lstm.init(jax.random.key(0), 3)["w_h"]
+    assert float(w_h[:, :4].sum()) == 4.0  # the configured initialiser, not the default
 
 
 @pytest.mark.parametrize(

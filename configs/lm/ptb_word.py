@@ -75,6 +75,7 @@ def get_config(arg=None):
     # The cells' "uniform" initialiser is U(-k/sqrt(H), k/sqrt(H)): k = s * sqrt(H) gives U(-s, s).
     c.model.kernel_init = f"uniform:{scale * math.sqrt(hidden):.6g}"
     c.model.recurrent_init = f"uniform:{scale * math.sqrt(hidden):.6g}"
+    c.model.bias_init = "zeros"
     c.model.forget_bias = 0.0  # (the paper draws biases U(-s, s); ours start at zero)
     c.optim.name = "sgd"
     c.optim.learning_rate = 1.0 * seq_len  # = 1.0 on their summed-over-T loss (see above)

@@ -17,7 +17,7 @@ is that projection and the gates read the cell's input :math:`x_t`, so with ``in
 are the dense ``W_a, W_x`` with zeros off the blocks).
 
 Initialisation (sec. 2.4): :math:`\Lambda` such that :math:`a^c` is uniform in
-``[r_min, r_max] = [0.9, 0.999]``, i.e. :math:`a \in [0.9, 0.999]^{1/c}` (``a_init="paper"``).
+``[a_min, a_max] = [0.9, 0.999]``, i.e. :math:`a \in [0.9, 0.999]^{1/c}` (``a_init="paper"``).
 recurrentgemma's code instead draws :math:`a` itself on that ring, :math:`a^2` uniform in
 :math:`[r_{\min}^2, r_{\max}^2]` (``a_init="recurrentgemma"``). Kernels ``lecun_normal``, biases 0.
 
@@ -58,14 +58,14 @@ def _sqrt_bounded_grad_jvp(max_grad, primals, tangents):
     return jnp.sqrt(z), dz * (0.5 / jnp.sqrt(jnp.maximum(z, floor)))
 
 
-def lambda_init(key, n: int, c: float, r_min: float, r_max: float, a_init: str) -> jax.Array:
-    """:math:`\\Lambda = \\operatorname{logit}(a)`, float32: ``a^c ~ U[r_min, r_max]`` ("paper")
-    or ``a^2 ~ U[r_min^2, r_max^2]`` ("recurrentgemma")."""
+def lambda_init(key, n: int, c: float, a_min: float, a_max: float, a_init: str) -> jax.Array:
+    """:math:`\\Lambda = \\operatorname{logit}(a)`, float32: ``a^c ~ U[a_min, a_max]`` ("paper")
+    or ``a^2 ~ U[a_min^2, a_max^2]`` ("recurrentgemma")."""
     u = jax.random.uniform(key, (n,), ACC)
     if a_init == "paper":
-        log_a = jnp.log(r_min + u * (r_max - r_min)) / c
+        log_a = jnp.log(a_min + u * (a_max - a_min)) / c
     else:
-        log_a = 0.5 * jnp.log(r_min**2 + u * (r_max**2 - r_min**2))
+        log_a = 0.5 * jnp.log(a_min**2 + u * (a_max**2 - a_min**2))
     return log_a - jnp.log(-jnp.expm1(log_a))  # log a - log(1 - a)
 
 
@@ -73,8 +73,8 @@ def rglru(
     hidden_size: int,
     *,
     c: float = 8.0,
-    r_min: float = 0.9,
-    r_max: float = 0.999,
+    a_min: float = 0.9,
+    a_max: float = 0.999,
     a_init: str = "paper",
     kernel_init: inits.InitSpec = "lecun_normal",
     bias_init: inits.InitSpec = "zeros",
@@ -86,8 +86,8 @@ def rglru(
     Args:
       hidden_size: H, the size of the state and the output.
       c: the constant :math:`c` of :math:`a_t = a^{c r_t}` (8 in the paper).
-      r_min, r_max: the range of :math:`a^c` at initialisation (0.9, 0.999 in the paper);
-        ``0 < r_min <= r_max < 1``.
+      a_min, a_max: the range of :math:`a^c` at initialisation (0.9, 0.999 in the paper);
+        ``0 < a_min <= a_max < 1``.
       a_init: ``"paper"`` (:math:`a^c` uniform) or ``"recurrentgemma"`` (:math:`a^2` uniform).
       kernel_init, bias_init: initialisers of ``w_x`` and ``b`` by name (:mod:`seqjax.cells.inits`).
       max_sqrt_grad: bound on the derivative of :math:`\\sqrt{1 - a_t^2}`.
@@ -112,8 +112,8 @@ def rglru(
       Language Models", sec. 2.4 (eqs. 1-4).
     """
     check_size("hidden_size", hidden_size)
-    if not 0.0 < r_min <= r_max < 1.0:
-        raise ValueError(f"r_min={r_min!r}, r_max={r_max!r}: need 0 < r_min <= r_max < 1")
+    if not 0.0 < a_min <= a_max < 1.0:
+        raise ValueError(f"a_min={a_min!r}, a_max={a_max!r}: need 0 < a_min <= a_max < 1")
     if a_init not in A_INITS:
         raise ValueError(f"a_init={a_init!r}: choose one of {', '.join(A_INITS)}")
     if not c > 0:
@@ -127,7 +127,7 @@ def rglru(
         return {
             "w_x": k_init(kx, (input_size, 3 * H), param_dtype),
             "b": b_init(kb, (3 * H,), param_dtype),
-            "lam": lambda_init(kl, H, c, r_min, r_max, a_init).astype(param_dtype),
+            "lam": lambda_init(kl, H, c, a_min, a_max, a_init).astype(param_dtype),
         }
 
     def project(params, x):

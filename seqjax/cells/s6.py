@@ -35,7 +35,6 @@ diagonal.
 from __future__ import annotations
 
 import math
-from typing import Optional, Union
 
 import jax
 import jax.numpy as jnp
@@ -65,7 +64,7 @@ def s6(
     hidden_size: int,
     *,
     state_size: int = 16,
-    dt_rank: Optional[Union[int, str]] = "auto",
+    dt_rank: int = 0,
     dt_min: float = 0.001,
     dt_max: float = 0.1,
     kernel_init: inits.InitSpec = "lecun_normal",
@@ -76,7 +75,7 @@ def s6(
     Args:
       hidden_size: H, the number of channels (the output size).
       state_size: N, the state size per channel (16 in the paper).
-      dt_rank: R, the rank of the :math:`\\Delta` projection; ``"auto"`` is ``ceil(H / 16)``
+      dt_rank: R, the rank of the :math:`\\Delta` projection; 0 is ``ceil(H / 16)``
         (the authors' default).
       dt_min, dt_max: the range of :math:`\\Delta` at initialisation.
       kernel_init: initialiser of ``w_x`` by name (:mod:`seqjax.cells.inits`).
@@ -104,7 +103,7 @@ def s6(
     check_size("hidden_size", hidden_size)
     check_size("state_size", state_size)
     H, N = hidden_size, state_size
-    R = math.ceil(H / 16) if dt_rank == "auto" else dt_rank
+    R = dt_rank or math.ceil(H / 16)
     check_size("dt_rank", R)
     if not 0 < dt_min <= dt_max:
         raise ValueError(f"dt_min={dt_min!r}, dt_max={dt_max!r}: need 0 < dt_min <= dt_max")

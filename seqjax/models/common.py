@@ -35,8 +35,10 @@ def _init_name(value: str):
     return None
 
 
-def _init(default: str, doc: str) -> schema.Field:
-    return schema.text(default, doc, check=_init_name)
+def _init(doc: str) -> schema.Field:
+    return schema.text(None, f"{doc}; None: the cell's own", check=_init_name)._replace(
+        optional=True
+    )
 
 
 #: The options of the cell factories, by keyword name (``model.<name>`` in a config). A factory
@@ -65,10 +67,47 @@ CELL_OPTIONS: dict[str, schema.Field] = {
     "max_phase": schema.number(
         2 * math.pi, "LRU: eigenvalue phases at init lie in [0, max_phase]", low=0.0, low_open=True
     ),
-    "kernel_init": _init("glorot_uniform", "initialiser of the input weights (seqjax.cells.inits)"),
-    "recurrent_init": _init("orthogonal", "initialiser of each recurrent (H, H) gate block"),
-    "bias_init": _init("zeros", "initialiser of the biases (before forget_bias/chrono)"),
+    "a_min": schema.number(
+        0.9,
+        "RG-LRU: a^c at init lies in [a_min, a_max] (De et al. 2024)",
+        low=0.0,
+        high=1.0,
+        low_open=True,
+        high_open=True,
+    ),
+    "a_max": schema.number(
+        0.999, "RG-LRU: see a_min", low=0.0, high=1.0, low_open=True, high_open=True
+    ),
+    "c": schema.number(8.0, "RG-LRU: a_t = a^(c r_t)", low=0.0, low_open=True),
+    "a_init": schema.choice(
+        "paper", ("paper", "recurrentgemma"), "RG-LRU: a^c uniform (paper) or a^2 (its code)"
+    ),
+    "max_sqrt_grad": schema.number(
+        1000.0, "RG-LRU: bound on the derivative of sqrt(1 - a^2)", low=0.0, low_open=True
+    ),
+    "state_size": schema.integer(16, "S6: N, the state size per channel", low=1),
+    "dt_rank": schema.integer(0, "S6: rank of the Delta projection; 0: ceil(H / 16)", low=0),
+    "dt_min": schema.number(0.001, "S6: smallest Delta at init", low=0.0, low_open=True),
+    "dt_max": schema.number(0.1, "S6: largest Delta at init", low=0.0, low_open=True),
+    "num_heads": schema.integer(1, "mLSTM, sLSTM, DeltaNet: heads (they divide H)", low=1),
+    "key_size": schema.integer(
+        None, "mLSTM, DeltaNet: d_k per head; None: H / num_heads", low=1, optional=True
+    ),
+    "chunk_size": schema.integer(
+        64, "mLSTM, DeltaNet: steps per chunk of the chunkwise form", low=1
+    ),
+    "forget_gate": schema.choice(
+        "sigmoid", ("sigmoid", "exp"), "xLSTM: forget gate sigmoid(f~) or exp(f~)"
+    ),
+    "eps": schema.number(1e-6, "mLSTM: added to the normaliser (the authors' code)", low=0.0),
+    # Initialisers: each cell family has its paper's own (seqjax.cells.inits); None keeps it.
+    "kernel_init": _init("initialiser of the input weights"),
+    "recurrent_init": _init("initialiser of each recurrent (H, H) gate block"),
+    "bias_init": _init("initialiser of the biases (before forget_bias/chrono)"),
 }
+
+#: Options whose default differs between cell families: ``None`` in a config keeps each cell's.
+PER_CELL = ("kernel_init", "recurrent_init", "bias_init")
 
 #: The ``model.*`` fields every task has.
 FIELDS: dict[str, schema.Field] = {
@@ -84,13 +123,26 @@ FIELDS: dict[str, schema.Field] = {
 }
 
 
-def _lru_range(r_min, r_max):
-    if r_min > r_max:
-        return "model.r_min", f"must be <= model.r_max={r_max!r}"
+def _ordered(low: str, high: str):
+    def rule(a, b):
+        return (f"model.{low}", f"must be <= model.{high}={b!r}") if a > b else None
+
+    return schema.Rule((f"model.{low}", f"model.{high}"), rule)
+
+
+def _heads(cell, hidden_size, num_heads):
+    uses = cell in cells._FACTORIES and "num_heads" in cell_options(cells._FACTORIES[cell])
+    if uses and hidden_size % num_heads:
+        return "model.num_heads", f"must divide model.hidden_size={hidden_size} for {cell}"
     return None
 
 
-RULES = (schema.Rule(("model.r_min", "model.r_max"), _lru_range),)
+RULES = (
+    _ordered("r_min", "r_max"),
+    _ordered("a_min", "a_max"),
+    _ordered("dt_min", "dt_max"),
+    schema.Rule(("model.cell", "model.hidden_size", "model.num_heads"), _heads),
+)
 
 
 def options_for(fn: Callable, options: Mapping, *, skip: tuple = ()) -> dict[str, Any]:
@@ -134,7 +186,16 @@ def build_cell(model_cfg: Mapping) -> Cell:
     """
     factory = cells._FACTORIES[model_cfg["cell"]]
     kwargs = options_for(factory, model_cfg, skip=("hidden_size", "param_dtype"))
+    kwargs = {k: v for k, v in kwargs.items() if not (k in PER_CELL and v is None)}
     return factory(model_cfg["hidden_size"], **kwargs)
 
 
-__all__ = ["CELL_OPTIONS", "FIELDS", "RULES", "build_cell", "cell_options", "options_for"]
+__all__ = [
+    "CELL_OPTIONS",
+    "FIELDS",
+    "PER_CELL",
+    "RULES",
+    "build_cell",
+    "cell_options",
+    "options_for",
+]
