@@ -53,6 +53,7 @@ _COMMON = {
     "train.report": False,  # config.train.get("report")
     "train.early_stop_patience": 0,  # tc.get("early_stop_patience", 0)
     "train.diagnostics_every": 0,  # tc.get("diagnostics_every", 0)
+    "train.stop_when": "",  # added with the sweep engine: off
     "mesh.data": 1,  # parallel._get(config, "mesh.data", 1)
     "distributed.coordinator_address": "",
     "distributed.num_processes": None,

@@ -32,6 +32,7 @@ from ml_collections import config_dict
 
 from seqjax import schema
 from seqjax.errors import UserError
+from seqjax.train import conditions
 
 #: Groups a config may hold beside its task's fields, checked elsewhere.
 EXTRA_GROUPS = ("sweep",)
@@ -69,6 +70,13 @@ FIELDS: dict[str, schema.Field] = {
     ),
     "train.report": schema.run_control(
         schema.flag(False, "draw WORKDIR/report.png when training ends")
+    ),
+    "train.stop_when": schema.run_control(
+        schema.text(
+            "",
+            "end the run once validation meets this, e.g. mse<0.01; '': never",
+            check=conditions.check,
+        )
     ),
 }
 

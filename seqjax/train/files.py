@@ -89,6 +89,10 @@ def exclusive(directory, what: str = "--workdir") -> Iterator[None]:
     from seqjax.errors import UserError
 
     directory = pathlib.Path(directory)
+    key = str(directory.resolve())
+    if key in _held:  # this process holds it already (a sweep worker around its run): re-enter
+        yield
+        return
     lock = filelock.FileLock(directory / LOCK, timeout=0)
     try:
         lock.acquire()
@@ -101,11 +105,32 @@ def exclusive(directory, what: str = "--workdir") -> Iterator[None]:
             f"{what}={directory}: in use by another seqjax process (pid {pid}); wait for it to "
             f"finish or stop it, or use another {what}"
         ) from None
+    _held.add(key)
     try:
         write_atomic(directory / OWNER, f"{os.getpid()}\n")
         yield
     finally:
+        _held.discard(key)
         lock.release()
+
+
+_held: set = set()  # directories this process holds the lock of
+
+
+def locked_by_another(directory) -> bool:
+    """Whether another process holds ``directory``'s lock now (a run in progress)."""
+    import filelock
+
+    path = pathlib.Path(directory) / LOCK
+    if not path.exists() or str(pathlib.Path(directory).resolve()) in _held:
+        return False
+    lock = filelock.FileLock(path, timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        return True
+    lock.release()
+    return False
 
 
 def storage_problem(directory, needed: int = 1 << 20) -> Optional[str]:
@@ -162,6 +187,7 @@ __all__ = [
     "OWNER",
     "atomic_path",
     "exclusive",
+    "locked_by_another",
     "read_metrics",
     "save_figure",
     "storage_problem",

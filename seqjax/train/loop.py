@@ -23,7 +23,9 @@ The loop owns every side effect of a run and talks to the task only through
    task's ``best_metric`` has not improved on its best for ``N`` evaluations in a row, save a
    checkpoint at that step and stop. The best value and the count are saved in every checkpoint's
    metadata (``early_stop``), so a resumed run counts on where it left off, and a run that
-   stopped early stays stopped (``nothing to train``) unless the patience is raised.
+   stopped early stays stopped (``nothing to train``) unless the patience is raised. Likewise
+   ``train.stop_when`` (:mod:`seqjax.train.conditions`, e.g. ``mse<0.01``): the first evaluation
+   at which it holds ends the run, and that step (the time to solve) is saved and returned.
 7. every ``train.diagnostics_every`` steps (0 or absent: never) and at the end, if the task has
    ``diagnose``: write gradient-flow diagnostics as split ``"diagnostics"`` (``grad_h/k=...``,
    spectral radius, gate saturation; :mod:`seqjax.tasks.diagnostics`).
@@ -46,7 +48,7 @@ from seqjax import tasks
 from seqjax.errors import Interrupted, UserError
 from seqjax.tasks import diagnostics
 from seqjax.tasks.base import Task
-from seqjax.train import checkpoint, files, optim, parallel, preempt
+from seqjax.train import checkpoint, conditions, files, optim, parallel, preempt
 from seqjax.train import config as config_lib
 from seqjax.train import step as step_lib
 from seqjax.train.metrics import MetricWriter, Progress, format_metrics, headline
@@ -163,6 +165,7 @@ def _train(config, task: Task, tx, workdir: pathlib.Path, mngr, mesh, stop) -> d
     # Replicated on the mesh before a restore, so that orbax restores into the same layout.
     state, rng = parallel.replicate(mesh, (state, rng))
     early: dict = {}
+    met: dict = {}  # train.stop_when of the saved run: {"condition", "step"}
 
     def same_experiment(saved: dict) -> None:
         diffs = config_lib.experiment_diff(saved["config"], config)
@@ -178,6 +181,7 @@ def _train(config, task: Task, tx, workdir: pathlib.Path, mngr, mesh, stop) -> d
     if found is not None:
         latest, saved, state, rng, damaged = found
         early = saved.get("early_stop") or {}
+        met = saved.get("stop_when") or {}
         checkpoint.move_aside(mngr, damaged)  # kept as <step>.damaged; those steps are redone
 
     split = task.eval_splits[0]
@@ -198,7 +202,14 @@ def _train(config, task: Task, tx, workdir: pathlib.Path, mngr, mesh, stop) -> d
             + (f", resuming at step {start}" if latest is not None else "")
         )
         stopped = patience > 0 and early.get("evals_since_best", 0) >= patience
-        if stopped:
+        solved = met.get("step") if tc.stop_when and met.get("condition") == tc.stop_when else None
+        if solved is not None:
+            progress.line(
+                f"nothing to train: validation {tc.stop_when} held at step {solved} "
+                "(train.stop_when); change train.stop_when to train on"
+            )
+            validation, stopped = task.evaluate(step_lib.eval_params(state), split), True
+        elif stopped:
             progress.line(
                 f"nothing to train: the run stopped early at step {start} (validation "
                 f"{task.best_metric} did not improve for {patience} evaluations); raise "
@@ -212,8 +223,19 @@ def _train(config, task: Task, tx, workdir: pathlib.Path, mngr, mesh, stop) -> d
             )
             validation = task.evaluate(step_lib.eval_params(state), split)
         else:
-            state, validation, stop_step = _run(
-                config, task, tx, state, rng, mngr, writer, progress, meta, latest, early, mesh,
+            state, validation, stop_step, solved = _run(
+                config,
+                task,
+                tx,
+                state,
+                rng,
+                mngr,
+                writer,
+                progress,
+                meta,
+                latest,
+                early,
+                mesh,
                 stop,
             )
             stopped = stop_step is not None
@@ -224,6 +246,9 @@ def _train(config, task: Task, tx, workdir: pathlib.Path, mngr, mesh, stop) -> d
             "validation": validation,
             "best_step": mngr.best_step(),
             "params": state.params,
+            "solved_step": solved,  # the first step train.stop_when held (None: never, or off)
+            "units_to_solve": None if solved is None else solved * task.units_per_batch,
+            "units": task.units,
         }
     finally:
         progress.close()
@@ -257,10 +282,11 @@ def _run(
     config, task, tx, state, rng, mngr, writer, progress, meta, last_saved, early, mesh, stop
 ) -> tuple:
     """Trains from ``state.step``; returns (final state, last validation metrics, step it stopped
-    early at or ``None``)."""
+    early at or ``None``, the step ``train.stop_when`` first held or ``None``)."""
     tc = config.train
     stopper = _EarlyStop(tc.early_stop_patience, task.best_mode, early)
-    stop_step = None
+    stop_step = solved = None
+    goal = conditions.parse(tc.stop_when)
     train_step = step_lib.make_train_step(task, tx, mesh)
     key = jax.random.wrap_key_data(rng)
     split = task.eval_splits[0]
@@ -283,6 +309,7 @@ def _run(
             "data_position": done,
             "metrics": validation,
             "early_stop": stopper.state(),
+            "stop_when": {"condition": tc.stop_when, "step": solved},
         }
         try:
             checkpoint.save(mngr, done, state, jax.random.key_data(key), meta_now, validation)
@@ -362,6 +389,18 @@ def _run(
                     f"step {done}: stopping early, validation {task.best_metric} has not "
                     f"improved on {stopper.best:.4g} for {stopper.patience} evaluations"
                 )
+            if goal is not None and goal.missing(validation):
+                raise UserError(
+                    f"train.stop_when={tc.stop_when!r}: the validation metrics are "
+                    f"{', '.join(validation)}; name one of them"
+                )
+            if goal is not None and goal.holds(validation):
+                solved = stop_step = done
+                is_ckpt = True
+                progress.line(
+                    f"step {done}: validation {tc.stop_when} holds, stopping (time to solve: "
+                    f"{done} steps, {done * task.units_per_batch} {task.units})"
+                )
         if is_diag:
             writer.write(done, "diagnostics", diagnostics.at_distances(task.diagnose(state.params)))
         if preempted and not (is_eval or is_ckpt):  # the checkpoint is ranked like any other
@@ -379,7 +418,7 @@ def _run(
         if stop_step is not None:
             break
         clock, timed = time.perf_counter(), 0  # evaluation and saving are not training time
-    return state, validation, stop_step
+    return state, validation, stop_step, solved
 
 
 def restore(ckpt_dir, meta: dict, first, task: Task) -> tuple[int, step_lib.TrainState]:
