@@ -86,6 +86,13 @@ def zeros_carry(hidden_size: int, dtype_of: str = "w_h") -> Callable:
     return initial_carry
 
 
+def split_blocks(w: jax.Array, names: tuple) -> dict:
+    """``{name: (rows, H)}``: the gate blocks of a ``(rows, G*H)`` matrix, in the order of ``names``
+    (for :attr:`Cell.recurrent_blocks`)."""
+    parts = jnp.split(w, len(names), axis=-1)
+    return dict(zip(names, parts))
+
+
 def check_size(name: str, value: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise ValueError(f"{name}={value!r}: must be a positive integer")

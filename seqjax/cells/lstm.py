@@ -8,6 +8,9 @@ r"""Long short-term memory (Hochreiter & Schmidhuber 1997) with a forget gate (G
 All four gates come from one fused ``(input, 4H)`` and one ``(H, 4H)`` matmul, gate order
 ``i, f, g, o`` along the last axis (PyTorch's and cuDNN's order). Parameters: ``w_x (input, 4H)``,
 ``w_h (H, 4H)``, ``b (4H,)``. The carry is ``LSTMCarry(h, c)``.
+
+Capabilities: ``gates`` ``{"input", "forget", "output"}`` (the sigmoid gates; a forget gate near 1
+keeps the memory, Gers et al. 2000) and ``recurrent_blocks`` ``{"i", "f", "g", "o"}``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from seqjax.cells import inits
-from seqjax.cells.base import Cell, check_size, make_step
+from seqjax.cells.base import Cell, check_size, make_step, split_blocks
 from seqjax.cells.fused import lstm_sequence
 
 
@@ -88,12 +91,19 @@ def lstm(
     def project(params, x):
         return x.astype(params["w_x"].dtype) @ params["w_x"] + params["b"]
 
+    def preactivations(params, carry, p):
+        return jnp.split(p + carry.h @ params["w_h"], 4, axis=-1)  # i, f, g, o
+
     def recur(params, carry, p):
-        z = p + carry.h @ params["w_h"]
-        i, f, g, o = jnp.split(z, 4, axis=-1)
+        i, f, g, o = preactivations(params, carry, p)
         c = jax.nn.sigmoid(f) * carry.c + jax.nn.sigmoid(i) * jnp.tanh(g)
         h = jax.nn.sigmoid(o) * jnp.tanh(c)
         return LSTMCarry(h, c), h
+
+    def gates(params, carry, p):
+        i, f, _, o = preactivations(params, carry, p)
+        sig = jax.nn.sigmoid
+        return {"input": sig(i), "forget": sig(f), "output": sig(o)}
 
     def fused(params, carry, xs, valid, hoist=False):
         ys, h, c = lstm_sequence(params, xs, carry.h, carry.c, valid, hoist=hoist)
@@ -108,4 +118,6 @@ def lstm(
         hidden_size=H,
         name="lstm",
         fused=fused,
+        gates=gates,
+        recurrent_blocks=lambda params: split_blocks(params["w_h"], ("i", "f", "g", "o")),
     )

@@ -8,11 +8,13 @@ r"""Gradient-flow diagnostics of a sequence model during training: the task/anal
   2013, sec. 2.1), with :math:`L` each example's own loss, averaged over the batch. The loop logs
   it at a few distances (:func:`at_distances`: ``grad_h/k=0``, ``k=1``, ``k=10``, ``k=T/2``,
   ``k=T``).
-* ``"spectral_radius"`` and ``"max_singular_value"`` of the top layer's recurrent matrix (the
-  largest over gate blocks; per block as ``"spectral_radius/<gate>"`` for gated cells), and for a
-  tanh/ReLU Elman cell ``"pascanu_rate"`` :math:`= \gamma \lambda_1`, the per-step factor of
-  Pascanu et al.'s bound :math:`\|\partial h_T / \partial h_t\| \le (\gamma\lambda_1)^{T-t}`.
-* ``"gate/<name>/mean"`` and ``"gate/<name>/saturated"`` for LSTM and GRU gates
+* for cells with ``cell.recurrent_blocks``: ``"spectral_radius"`` and ``"max_singular_value"`` of
+  the top layer's recurrent matrices (the largest over blocks; per block as
+  ``"spectral_radius/<block>"`` where there is more than one), and for cells with
+  ``cell.activation_bound`` (Elman) ``"pascanu_rate"`` :math:`= \gamma \lambda_1`, the per-step
+  factor of Pascanu et al.'s bound :math:`\|\partial h_T / \partial h_t\| \le
+  (\gamma\lambda_1)^{T-t}`.
+* for cells with ``cell.gates``: ``"gate/<name>/mean"`` and ``"gate/<name>/saturated"``
   (:func:`seqjax.analysis.gate_stats`).
 
 Padded batches (``lengths``) read the output at each sequence's last valid step, so there ``k``
@@ -30,9 +32,6 @@ import numpy as np
 from seqjax import analysis
 from seqjax.layers import rnn
 from seqjax.models.sequence import last_valid
-
-# Gate-block names of w_h's columns, in each cell's order (seqjax.analysis.recurrent_blocks).
-BLOCKS = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
 
 
 def distances(T: int) -> tuple[int, ...]:
@@ -65,11 +64,10 @@ def probe(model, cell, loss_fn: Callable, config) -> Callable[[dict, dict], dict
       model: the sequence model (its ``readout``: ``"last"`` or ``"every"``).
       cell: its recurrent cell (every layer uses it; the top layer is measured).
       loss_fn: ``(outputs, batch) -> (mean loss, metrics)``; applied to each example alone.
-      config: the experiment config (``model.num_layers``, ``model.activation``).
+      config: the experiment config (``model.num_layers``).
     """
     num_layers = config.model.num_layers
     lower = rnn(cell, num_layers - 1) if num_layers > 1 else None
-    activation = config.model.get("activation", "tanh")
 
     def per_example_loss(outputs, batch):
         def one(o, b):
@@ -93,18 +91,19 @@ def probe(model, cell, loss_fn: Callable, config) -> Callable[[dict, dict], dict
 
         g = analysis.grad_norms_per_step(cell, top, xs, losses)
         out = {"grad_h": g.total, "loss": g.loss}
-        w_h = top.get("w_h") if isinstance(top, dict) else None
-        if w_h is not None and w_h.ndim == 2 and w_h.shape[1] % w_h.shape[0] == 0:
-            spec = analysis.recurrent_spectrum(top)
-            out["spectral_radius"] = jnp.max(spec.spectral_radius)
-            out["max_singular_value"] = jnp.max(spec.max_singular_value)
-            for i, name in enumerate(BLOCKS.get(cell.name, ())):
-                out[f"spectral_radius/{name}"] = spec.spectral_radius[i]
-                out[f"max_singular_value/{name}"] = spec.max_singular_value[i]
-            gamma = analysis.ACTIVATION_DERIVATIVE_BOUND.get(activation)
-            if cell.name == "elman" and gamma is not None:
-                out["pascanu_rate"] = gamma * out["max_singular_value"]
-        if cell.name in analysis.GATES:
+        if cell.recurrent_blocks is not None:
+            spec = analysis.recurrent_spectrum(cell, top)
+            out["spectral_radius"] = jnp.max(jnp.stack([s.spectral_radius for s in spec.values()]))
+            out["max_singular_value"] = jnp.max(
+                jnp.stack([s.max_singular_value for s in spec.values()])
+            )
+            if len(spec) > 1:
+                for name, s in spec.items():
+                    out[f"spectral_radius/{name}"] = s.spectral_radius
+                    out[f"max_singular_value/{name}"] = s.max_singular_value
+            if cell.activation_bound is not None:
+                out["pascanu_rate"] = cell.activation_bound * out["max_singular_value"]
+        if analysis.has_gates(cell):
             for name, s in analysis.gate_stats(cell, top, xs).items():
                 out[f"gate/{name}/mean"] = s.mean
                 out[f"gate/{name}/saturated"] = s.saturated
@@ -135,4 +134,4 @@ def decay_rate(grad_h, skip: int = 1) -> float:
     return float(np.exp(slope))
 
 
-__all__ = ["BLOCKS", "at_distances", "decay_rate", "distances", "probe"]
+__all__ = ["at_distances", "decay_rate", "distances", "probe"]
