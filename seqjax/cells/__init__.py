@@ -13,6 +13,16 @@ from seqjax.cells.lstm import LSTMCarry, lstm
 from seqjax.cells.mingru import mingru
 from seqjax.cells.minlstm import minlstm
 
+# isort: split
+# Long-memory cells of the vanishing-gradient literature (issue 19).
+from seqjax.cells.antisymmetric import antisymmetric
+from seqjax.cells.cornn import CoRNNCarry, cornn
+from seqjax.cells.exprnn import exprnn
+from seqjax.cells.indrnn import indrnn
+from seqjax.cells.lem import LEMCarry, lem
+from seqjax.cells.lipschitz import lipschitz
+from seqjax.cells.mgu import mgu
+
 _FACTORIES = {
     "elman": elman,
     "lstm": lstm,
@@ -20,6 +30,14 @@ _FACTORIES = {
     "mingru": mingru,
     "minlstm": minlstm,
     "lru": lru,
+    # Long-memory cells of the vanishing-gradient literature (issue 19).
+    "indrnn": indrnn,
+    "mgu": mgu,
+    "exprnn": exprnn,
+    "antisymmetric": antisymmetric,
+    "cornn": cornn,
+    "lipschitz": lipschitz,
+    "lem": lem,
 }
 
 
@@ -47,4 +65,14 @@ __all__ = [
     "mingru",
     "minlstm",
     "names",
+    # Long-memory cells of the vanishing-gradient literature (issue 19).
+    "CoRNNCarry",
+    "LEMCarry",
+    "antisymmetric",
+    "cornn",
+    "exprnn",
+    "indrnn",
+    "lem",
+    "lipschitz",
+    "mgu",
 ]
