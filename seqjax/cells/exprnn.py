@@ -143,7 +143,7 @@ def exprnn(
 
     def recurrent_matrix(params) -> jax.Array:
         a = params["a"]
-        dtype = jnp.promote_types(a.dtype, jnp.float32)
+        dtype = jnp.float64 if a.dtype == jnp.float64 else jnp.float32  # at least float32
         A = skew(a.astype(dtype))
         if parametrization == "expm":
             W = jax.scipy.linalg.expm(A)
