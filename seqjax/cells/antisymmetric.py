@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from seqjax.cells import inits
-from seqjax.cells.base import Cell, check_size, make_step, zeros_carry
+from seqjax.cells.base import Cell, check_size, linear_projection, make_step, zeros_carry
 
 
 def antisymmetric(
@@ -93,8 +93,7 @@ def antisymmetric(
         w = params["w"]
         return w - w.T - gamma * jnp.eye(H, dtype=w.dtype)
 
-    def project(params, x):
-        return x.astype(params["v"].dtype) @ params["v"] + params["b"]
+    project = linear_projection("v")
 
     def parts(params, h, p):
         """``(hM + x V_h + b_h, z)``; ``z`` is ``None`` without the gate."""

@@ -34,7 +34,14 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from seqjax.cells.base import Cell, check_size, make_step
+from seqjax.cells.base import (
+    Cell,
+    check_size,
+    linear_projection,
+    make_step,
+    uniform_params,
+    zeros_pair,
+)
 
 
 class CoRNNCarry(NamedTuple):
@@ -80,18 +87,9 @@ def cornn(
         check_size("input_size", input_size)
         bound = 1.0 / math.sqrt(input_size + 2 * H)
         shapes = {"w": (H, H), "w_z": (H, H), "v": (input_size, H), "b": (H,)}
-        keys = jax.random.split(key, len(shapes))
-        return {
-            name: jax.random.uniform(k, shape, jnp.float32, -bound, bound).astype(param_dtype)
-            for k, (name, shape) in zip(keys, shapes.items())
-        }
+        return uniform_params(key, shapes, bound, param_dtype)
 
-    def initial_carry(params, batch_shape=()):
-        zeros = jnp.zeros((*tuple(batch_shape), H), params["w"].dtype)
-        return CoRNNCarry(zeros, zeros)
-
-    def project(params, u):
-        return u.astype(params["v"].dtype) @ params["v"] + params["b"]
+    project = linear_projection("v")
 
     def recur(params, carry, p):
         y, z = carry
@@ -105,7 +103,7 @@ def cornn(
 
     return Cell(
         init=init,
-        initial_carry=initial_carry,
+        initial_carry=zeros_pair(CoRNNCarry, H),
         step=make_step(project, recur),
         project=project,
         recur=recur,

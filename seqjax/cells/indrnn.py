@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from seqjax.cells import inits
-from seqjax.cells.base import Cell, check_size, make_step, zeros_carry
+from seqjax.cells.base import Cell, check_size, linear_projection, make_step, zeros_carry
 from seqjax.cells.elman import ACTIVATIONS, DERIVATIVE_BOUND
 
 RECURRENT_INITS = ("bounded", "memory")
@@ -104,8 +104,7 @@ def indrnn(
             "b": b_init(kb, (H,), param_dtype),
         }
 
-    def project(params, x):
-        return x.astype(params["w"].dtype) @ params["w"] + params["b"]
+    project = linear_projection("w")
 
     def recur(params, h, p):
         h = act(p + params["u"] * h)

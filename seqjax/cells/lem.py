@@ -32,7 +32,15 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from seqjax.cells.base import Cell, check_size, make_step, split_blocks
+from seqjax.cells.base import (
+    Cell,
+    check_size,
+    linear_projection,
+    make_step,
+    split_blocks,
+    uniform_params,
+    zeros_pair,
+)
 
 
 class LEMCarry(NamedTuple):
@@ -67,18 +75,9 @@ def lem(hidden_size: int, *, dt: float = 1.0, param_dtype=jnp.float32) -> Cell:
         check_size("input_size", input_size)
         bound = 1.0 / math.sqrt(H)
         shapes = {"v": (input_size, 4 * H), "b": (4 * H,), "w": (H, 3 * H), "w_y": (H, H)}
-        keys = jax.random.split(key, len(shapes))
-        return {
-            name: jax.random.uniform(k, shape, jnp.float32, -bound, bound).astype(param_dtype)
-            for k, (name, shape) in zip(keys, shapes.items())
-        }
+        return uniform_params(key, shapes, bound, param_dtype)
 
-    def initial_carry(params, batch_shape=()):
-        zeros = jnp.zeros((*tuple(batch_shape), H), params["w"].dtype)
-        return LEMCarry(zeros, zeros)
-
-    def project(params, u):
-        return u.astype(params["v"].dtype) @ params["v"] + params["b"]
+    project = linear_projection("v")
 
     def time_gates(params, y, p):
         """``(sigma_hat_1, sigma_hat_2, y W_z)``: the two gates and the ``z`` block's matmul."""
@@ -99,7 +98,7 @@ def lem(hidden_size: int, *, dt: float = 1.0, param_dtype=jnp.float32) -> Cell:
 
     return Cell(
         init=init,
-        initial_carry=initial_carry,
+        initial_carry=zeros_pair(LEMCarry, H),
         step=make_step(project, recur),
         project=project,
         recur=recur,

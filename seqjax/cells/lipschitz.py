@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from seqjax.cells import inits
-from seqjax.cells.base import Cell, check_size, make_step, zeros_carry
+from seqjax.cells.base import Cell, check_size, linear_projection, make_step, zeros_carry
 
 SOLVERS = ("euler", "midpoint")
 glorot_normal = jax.nn.initializers.glorot_normal()
@@ -107,8 +107,7 @@ def lipschitz(
             params["m_w"], beta, gamma_w
         )
 
-    def project(params, x):
-        return x.astype(params["u"].dtype) @ params["u"] + params["b"]
+    project = linear_projection("u")
 
     def recur(params, h, p):
         A, W = matrices(params)

@@ -21,7 +21,14 @@ import jax
 import jax.numpy as jnp
 
 from seqjax.cells import inits
-from seqjax.cells.base import Cell, check_size, make_step, split_blocks, zeros_carry
+from seqjax.cells.base import (
+    Cell,
+    check_size,
+    linear_projection,
+    make_step,
+    split_blocks,
+    zeros_carry,
+)
 
 
 def mgu(
@@ -65,8 +72,7 @@ def mgu(
             "b": b_init(kb, (2 * H,), param_dtype),
         }
 
-    def project(params, x):
-        return x.astype(params["w_x"].dtype) @ params["w_x"] + params["b"]
+    project = linear_projection()
 
     def forget(params, h, p):
         return jax.nn.sigmoid(p[..., :H] + h @ params["w_h"][:, :H])
