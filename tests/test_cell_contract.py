@@ -29,7 +29,7 @@ VARIANTS = {
     "antisymmetric+gated": ("antisymmetric", {"gated": True, "epsilon": 0.5}),
     "cornn+explicit": ("cornn", {"implicit_damping": False}),
     "lipschitz+midpoint": ("lipschitz", {"solver": "midpoint", "epsilon": 0.5}),
-    "indrnn+tanh+memory": ("indrnn", {"activation": "tanh", "recurrent_init": "memory"}),
+    "indrnn+tanh+memory": ("indrnn", {"activation": "tanh", "u_init": "memory"}),
 }
 TABLE = {name: (name, KWARGS.get(name, {})) for name in seqjax.cells.names()} | VARIANTS
 

@@ -197,7 +197,7 @@ def indrnn_np(p, xs, act=lambda v: np.maximum(v, 0)):
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 def test_indrnn_against_numpy(activation):
-    cell = seqjax.cells.indrnn(H, activation, recurrent_init="memory")
+    cell = seqjax.cells.indrnn(H, activation, u_init="memory")
     params, xs = perturbed(cell), inputs()
     act = np.tanh if activation == "tanh" else (lambda v: np.maximum(v, 0))
     assert_outputs(cell, params, xs, lambda p, x: indrnn_np(p, x, act))
@@ -209,9 +209,7 @@ def test_indrnn_memory_length_follows_the_weight_bound(init):
     """Sec. 3.1: an active ReLU unit carries a gradient over T steps by u^T; the "memory" range
     keeps it in [1/gamma, gamma] over ``memory_length`` steps, "bounded" only below gamma."""
     steps, gamma, units = 50, 2.0, 64
-    cell = seqjax.cells.indrnn(
-        units, memory_length=steps, gradient_bound=gamma, recurrent_init=init
-    )
+    cell = seqjax.cells.indrnn(units, memory_length=steps, gradient_bound=gamma, u_init=init)
     params = cell.init(jax.random.key(0), 2)
     params = dict(params, b=jnp.full((units,), 5.0))  # every unit active (relu' = 1)
     xs = 0.1 * inputs(batch=1, steps=steps, size=2)[0]
@@ -229,6 +227,21 @@ def test_indrnn_memory_length_follows_the_weight_bound(init):
         assert factors.min() >= (1 / gamma) * (1 - 1e-5)
     else:
         assert factors.min() < 1e-3  # some units forget: the range starts at 0
+
+
+def test_bad_options_name_the_value():
+    with pytest.raises(ValueError, match="u_init='orthogonal': IndRNN's recurrent weight"):
+        seqjax.cells.indrnn(4, u_init="orthogonal")
+    with pytest.raises(ValueError, match="num_negative=2: only the Cayley"):
+        seqjax.cells.exprnn(4, num_negative=2)
+    with pytest.raises(ValueError, match="skew_init='orthogonal': choose one of cayley"):
+        seqjax.cells.exprnn(4, skew_init="orthogonal")
+    with pytest.raises(ValueError, match="dt=1.5"):
+        seqjax.cells.lem(4, dt=1.5)
+    with pytest.raises(ValueError, match="solver='rk4'"):
+        seqjax.cells.lipschitz(4, solver="rk4")
+    with pytest.raises(ValueError, match="proj_size=0"):
+        seqjax.cells.lstm(4, proj_size=0)
 
 
 # MGU --------------------------------------------------------------------------------------------
@@ -322,7 +335,7 @@ def exprnn_np(p, xs, parametrization, num_negative=0):
 )
 def test_exprnn_against_numpy(parametrization, num_negative, init):
     cell = seqjax.cells.exprnn(
-        H, parametrization=parametrization, num_negative=num_negative, recurrent_init=init
+        H, parametrization=parametrization, num_negative=num_negative, skew_init=init
     )
     params, xs = perturbed(cell), inputs()
     assert_outputs(cell, params, xs, lambda p, x: exprnn_np(p, x, parametrization, num_negative))
@@ -332,7 +345,7 @@ def test_exprnn_against_numpy(parametrization, num_negative, init):
 @pytest.mark.parametrize("init", ["cayley", "henaff"])
 def test_exprnn_initial_rotations(init):
     """The 2x2 blocks of A: angles theta in (0, pi/2) (Cayley init) or s in (-pi, pi) (Henaff)."""
-    cell = seqjax.cells.exprnn(64, recurrent_init=init)
+    cell = seqjax.cells.exprnn(64, skew_init=init)
     a = np.asarray(cell.init(jax.random.key(0), 2)["a"], np.float64)
     s = np.diag(a, 1)[::2]
     assert np.count_nonzero(a) == np.count_nonzero(s) == 32
@@ -549,3 +562,25 @@ def test_lem_states_stay_in_the_unit_box():
     _, _, carries = seqjax.unroll(cell, params, xs, return_carries=True)
     assert float(jnp.abs(carries.y).max()) <= 1.0 and float(jnp.abs(carries.z).max()) <= 1.0
     assert float(jnp.abs(carries.y).max()) > 0.5  # and the bound is not vacuous here
+
+
+# Where model.cell goes --------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name", ["indrnn", "mgu", "exprnn", "antisymmetric", "cornn", "lipschitz", "lem"]
+)
+def test_new_cells_run_in_the_synthetic_task_with_diagnostics(name):
+    """``model.cell=<name>`` in a real config: the task builds, and the diagnostics report what the
+    cell declares (gates, recurrent blocks), with no change outside the cell."""
+    from test_synthetic import smoke_config
+
+    from seqjax.tasks import synthetic
+
+    task = synthetic.build(smoke_config(**{"model.cell": name}))
+    d = task.diagnose(task.init(jax.random.key(0)))
+    cell = seqjax.cells.get(name, 4)
+    assert np.isfinite(np.asarray(d["grad_h"])).all() and np.isfinite(float(d["loss"]))
+    assert ("spectral_radius" in d) == (cell.recurrent_blocks is not None)
+    assert any(k.startswith("gate/") for k in d) == (cell.gates is not None)

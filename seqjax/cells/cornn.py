@@ -48,6 +48,11 @@ class CoRNNCarry(NamedTuple):
     y: jax.Array  # shape=(*batch, H), the oscillators' positions (the output)
     z: jax.Array  # shape=(*batch, H), their velocities
 
+    @property
+    def h(self) -> jax.Array:
+        """The cell's output ``y``, under the name :func:`seqjax.analysis.output_of_carry` reads."""
+        return self.y
+
 
 def cornn(
     hidden_size: int,

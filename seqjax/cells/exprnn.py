@@ -19,7 +19,7 @@ Both are computed from ``a`` at every step, so :math:`W^\top W = I` holds to rou
 optimiser does to ``a``. modReLU (Arjovsky, Shah & Bengio 2016, sec. 4.3) has
 :math:`|f'| \le 1`, so with an orthogonal :math:`W` no step can make a gradient grow.
 
-Initialisation of ``a`` (``recurrent_init``), each :math:`A` block-diagonal with :math:`2 \times 2`
+Initialisation of ``a`` (``skew_init``), each :math:`A` block-diagonal with :math:`2 \times 2`
 blocks :math:`\begin{pmatrix} 0 & s \\ -s & 0 \end{pmatrix}`:
 
 * ``"cayley"``: :math:`s = -\sqrt{(1 - \cos\theta)/(1 + \cos\theta)}`, :math:`\theta \sim
@@ -85,7 +85,7 @@ def exprnn(
     hidden_size: int,
     *,
     parametrization: str = "expm",
-    recurrent_init: str = "cayley",
+    skew_init: str = "cayley",
     num_negative: int = 0,
     kernel_init: inits.InitSpec = he_normal,
     param_dtype=jnp.float32,
@@ -95,7 +95,7 @@ def exprnn(
     Args:
       hidden_size: H.
       parametrization: ``"expm"`` (expRNN) or ``"cayley"`` (scoRNN).
-      recurrent_init: ``"cayley"``, ``"henaff"`` or ``"zeros"`` (see the module docstring).
+      skew_init: ``"cayley"``, ``"henaff"`` or ``"zeros"`` (see the module docstring).
       num_negative: rho, the number of -1 entries of scoRNN's scaling matrix ``D`` (a
         hyper-parameter of Helfrich et al. 2018); only with ``"cayley"``.
       kernel_init: initialiser of the input kernel (He normal, the authors' choice).
@@ -117,10 +117,8 @@ def exprnn(
         raise ValueError(
             f"parametrization={parametrization!r}: choose one of {', '.join(PARAMETRIZATIONS)}"
         )
-    if recurrent_init not in RECURRENT_INITS:
-        raise ValueError(
-            f"recurrent_init={recurrent_init!r}: choose one of {', '.join(RECURRENT_INITS)}"
-        )
+    if skew_init not in RECURRENT_INITS:
+        raise ValueError(f"skew_init={skew_init!r}: choose one of {', '.join(RECURRENT_INITS)}")
     if not isinstance(num_negative, int) or not 0 <= num_negative <= hidden_size:
         raise ValueError(f"num_negative={num_negative!r}: must be an integer in [0, hidden_size]")
     if num_negative and parametrization != "cayley":
@@ -136,7 +134,7 @@ def exprnn(
         check_size("input_size", input_size)
         ka, kx, kb = jax.random.split(key, 3)
         return {
-            "a": jnp.triu(block_diagonal_skew(ka, H, recurrent_init), 1).astype(param_dtype),
+            "a": jnp.triu(block_diagonal_skew(ka, H, skew_init), 1).astype(param_dtype),
             "w_x": k_init(kx, (input_size, H), param_dtype),
             "b": jax.random.uniform(kb, (H,), jnp.float32, -0.01, 0.01).astype(param_dtype),
         }

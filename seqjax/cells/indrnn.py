@@ -33,6 +33,7 @@ from seqjax.cells.base import Cell, check_size, linear_projection, make_step, ze
 from seqjax.cells.elman import ACTIVATIONS, DERIVATIVE_BOUND
 
 RECURRENT_INITS = ("bounded", "memory")
+MATRIX_ONLY = ("orthogonal", "identity", "spectral")  # named initialisers that need a matrix
 
 
 def recurrent_range(memory_length: float, gradient_bound: float, init: str) -> tuple:
@@ -45,7 +46,7 @@ def indrnn(
     hidden_size: int,
     activation: str = "relu",
     *,
-    recurrent_init: inits.InitSpec = "bounded",
+    u_init: inits.InitSpec = "bounded",
     memory_length: float = 100.0,
     gradient_bound: float = 2.0,
     kernel_init: inits.InitSpec = "glorot_uniform",
@@ -57,7 +58,7 @@ def indrnn(
     Args:
       hidden_size: H.
       activation: ``"relu"`` (the paper's), ``"tanh"`` or ``"identity"``.
-      recurrent_init: ``"bounded"`` or ``"memory"`` (the ranges of sec. 3.1 for
+      u_init: ``"bounded"`` or ``"memory"`` (the ranges of sec. 3.1 for
         ``memory_length`` and ``gradient_bound``, see the module docstring), or a named
         initialiser of :mod:`seqjax.cells.inits` applied to the vector ``u``.
       memory_length: T, the number of steps the range is computed for (the sequence length in
@@ -84,23 +85,28 @@ def indrnn(
         raise ValueError(f"memory_length={memory_length!r}: must be >= 1 (a number of steps)")
     if not gradient_bound > 1:
         raise ValueError(f"gradient_bound={gradient_bound!r}: must be > 1 (the paper's MAG is 2)")
+    if isinstance(u_init, str) and u_init.partition(":")[0] in MATRIX_ONLY:
+        raise ValueError(
+            f"u_init={u_init!r}: IndRNN's recurrent weight u is a vector; choose bounded, memory "
+            "or a vector initialiser (uniform, normal, zeros)"
+        )
     H = hidden_size
     act = ACTIVATIONS[activation]
     k_init, b_init = inits.get(kernel_init), inits.get(bias_init)
-    if isinstance(recurrent_init, str) and recurrent_init in RECURRENT_INITS:
-        low, high = recurrent_range(memory_length, gradient_bound, recurrent_init)
+    if isinstance(u_init, str) and u_init in RECURRENT_INITS:
+        low, high = recurrent_range(memory_length, gradient_bound, u_init)
 
-        def u_init(key, shape, dtype):
+        def draw_u(key, shape, dtype):
             return jax.random.uniform(key, shape, jnp.float32, low, high).astype(dtype)
     else:
-        u_init = inits.get(recurrent_init)
+        draw_u = inits.get(u_init)
 
     def init(key, input_size: int):
         check_size("input_size", input_size)
         kw, ku, kb = jax.random.split(key, 3)
         return {
             "w": k_init(kw, (input_size, H), param_dtype),
-            "u": u_init(ku, (H,), param_dtype),
+            "u": draw_u(ku, (H,), param_dtype),
             "b": b_init(kb, (H,), param_dtype),
         }
 

@@ -47,6 +47,11 @@ class LEMCarry(NamedTuple):
     y: jax.Array  # shape=(*batch, H), the fast state (the output)
     z: jax.Array  # shape=(*batch, H), the slow state
 
+    @property
+    def h(self) -> jax.Array:
+        """The cell's output ``y``, under the name :func:`seqjax.analysis.output_of_carry` reads."""
+        return self.y
+
 
 def lem(hidden_size: int, *, dt: float = 1.0, param_dtype=jnp.float32) -> Cell:
     """LEM cell.
