@@ -132,7 +132,7 @@ def lstm(
 
     def init(key, input_size: int):
         check_size("input_size", input_size)
-        kx, kh, kb, kc, kr = jax.random.split(key, 5)
+        kx, kh, kb, kc = jax.random.split(key, 4)  # as before the options: same plain weights
         b = b_init(kb, (4 * H,), param_dtype)
         if chrono_t_max is not None:
             b_f, b_i = inits.chrono_bias(kc, H, chrono_t_max, param_dtype)
@@ -151,7 +151,7 @@ def lstm(
                 params[f"alpha_{name}"] = jnp.ones((n,), param_dtype)
                 params[f"beta_{name}"] = jnp.zeros((n,), param_dtype)
         if proj_size is not None:
-            params["w_hr"] = r_single(kr, (H, R), param_dtype)
+            params["w_hr"] = r_single(jax.random.fold_in(key, 4), (H, R), param_dtype)
         return params
 
     def initial_carry(params, batch_shape=()):
