@@ -16,75 +16,28 @@ Expected result (measured, docs/results.md): validation 2.238 bits/char (1.552 n
 1200 steps, 3 min 16 s wall time (65 s of CPU time) on 2 CPU cores shared with other jobs.
 """
 
-import ml_collections
-from ml_collections import config_dict
-
-from seqjax.train.config import parse_arg
+from seqjax.train.config import defaults, parse_arg, short_run
 
 
 def get_config(arg=None):
     arg = parse_arg(arg, smoke=False)
-    c = ml_collections.ConfigDict()
-    c.seed = 0
-    c.task = "lm"  # seqjax/tasks/lm.py
+    c = defaults("lm")  # every field at its default: `seqjax config show` lists them
     c.workdir = "runs/quickstart"  # the default --workdir of seqjax train
-
-    c.data = ml_collections.ConfigDict()
     c.data.name = "python-docs"  # a label for logs and checkpoints
     c.data.source = "embedded"  # seqjax.data.embedded_corpus(): CPython's documentation topics
-    c.data.validation_fraction = 0.1  # the last 10% of the text
-    c.data.tokenizer = "char"
-    c.data.cache_dir = "~/.cache/seqjax"  # tokenised arrays ("" disables the cache)
-    c.data.seq_len = 64  # T: truncated-BPTT window
     c.data.eval_batch_size = 64  # rows the validation stream is laid out in (state carried)
-
-    c.model = ml_collections.ConfigDict()
-    c.model.cell = "lstm"
     c.model.hidden_size = 256
-    c.model.num_layers = 1
     c.model.embed_size = 32
-    c.model.dropout = 0.0
-    c.model.variational = False
-    c.model.embed_dropout = 0.0
-    c.model.tie_embeddings = False
-    c.model.init_scale = 0.1
-    c.model.forget_bias = 1.0  # Jozefowicz et al. 2015
-    c.model.chrono_t_max = config_dict.placeholder(float)
-    c.model.kernel_init = "glorot_uniform"
-    c.model.recurrent_init = "orthogonal"
-    c.model.bias_init = "zeros"
-
-    c.optim = ml_collections.ConfigDict()
-    c.optim.name = "adam"
     c.optim.learning_rate = 3e-3
-    c.optim.clip = "global_norm"
-    c.optim.clip_value = 1.0
-    c.optim.momentum = 0.9
-    c.optim.nesterov = False
-    c.optim.weight_decay = 0.0
+    c.optim.momentum = 0.9  # sgd/rmsprop only
     c.optim.schedule = "cosine"
     c.optim.warmup_steps = 50
-    c.optim.ema_decay = 0.0  # > 0: evaluate an exponential moving average of the weights
-    c.optim.decay_factor = 0.5
-    c.optim.decay_every = 1000
-    c.optim.decay_start = 0
-
-    c.train = ml_collections.ConfigDict()
     c.train.num_steps = 1200
-    c.train.batch_size = 32  # B: contiguous rows of the training stream
     c.train.eval_every = 200
     c.train.checkpoint_every = 400
-    c.train.keep = 1
-    c.train.log_every = 50
-    c.train.skip_nonfinite = False
     c.train.report = True  # draw WORKDIR/report.png when training ends
-
-    c.sample = ml_collections.ConfigDict()  # WORKDIR/sample.txt from the best checkpoint
+    c.sample.length = 300  # WORKDIR/sample.txt from the best checkpoint
     c.sample.prompt = "The "
-    c.sample.length = 300
-    c.sample.temperature = 0.8
-    c.sample.top_k = 40
-    c.sample.seed = 0
 
     if arg.smoke:  # seconds: the tests use it
         c.data.seq_len = 16
@@ -93,10 +46,6 @@ def get_config(arg=None):
         c.model.hidden_size = 16
         c.model.embed_size = 8
         c.optim.warmup_steps = 0
-        c.train.num_steps = 4
-        c.train.batch_size = 8
-        c.train.eval_every = 2
-        c.train.checkpoint_every = 2
-        c.train.log_every = 2
+        short_run(c, num_steps=4, batch_size=8, every=2)
         c.sample.length = 40
     return c

@@ -3,7 +3,9 @@
 Subcommands live in their own modules and are imported only when used, so ``seqjax --help`` is
 instant. Each entry of ``COMMANDS`` maps a name to ``(module:function, one-line help)``; the
 function takes the remaining ``argv`` (subcommand name first) and returns an exit status.
-A :class:`seqjax.errors.UserError` anywhere ends in one line on stderr and exit status 2.
+A :class:`seqjax.errors.UserError` anywhere ends in one line on stderr and exit status 2; a run
+stopped by SIGTERM or SIGINT after saving (:class:`seqjax.errors.Interrupted`) in one line and
+status 143 or 130.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("seqjax.train.commands:sweep", "run a config's grid of runs, then tables and plots"),
     "sample": ("seqjax.train.commands:sample", "generate text from a language model's checkpoint"),
     "predict": ("seqjax.train.predict:main", "label texts with a classifier's best checkpoint"),
+    "config": ("seqjax.train.commands:config", "show a config's every field, doc and changes"),
     "bench": ("seqjax.bench:main", "time training steps against PyTorch and Flax (needs torch)"),
 }
 
@@ -37,7 +40,7 @@ def _usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from seqjax.errors import UserError
+    from seqjax.errors import Interrupted, UserError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -60,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"seqjax {name}: error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:  # SIGTERM / SIGINT: the state is saved, the run can resume
+        print(f"seqjax {name}: {e}", file=sys.stderr)
+        return e.exit_code
     finally:
         warnings.formatwarning = formatwarning
 

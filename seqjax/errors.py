@@ -9,3 +9,12 @@ other exception is a bug and keeps its traceback.
 
 class UserError(Exception):
     """A mistake in the user's input: printed as one line, exit status 2."""
+
+
+class Interrupted(Exception):
+    """A run stopped by a signal (SIGTERM from a scheduler's preemption, SIGINT from Ctrl-C) after
+    saving its state: printed as one line, exit status ``128 + signal number`` (143, 130)."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + int(signum)

@@ -12,13 +12,13 @@ projection is one large matmul over all steps.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence, Union
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
 
 from seqjax.cells.base import Cell
-from seqjax.scan import unroll
+from seqjax.scan import unroll, valid_mask
 
 
 class SequenceLayer(NamedTuple):
@@ -31,12 +31,16 @@ class SequenceLayer(NamedTuple):
       apply: ``(params, xs, carries=None, *, lengths=None, resets=None, key=None, train=False,
         **unroll_kwargs) -> (ys, carries)`` with ``xs: (*batch, T, input_size)``.
       output_size: the size of the last axis of ``ys``.
+      top: ``(params, xs, *, lengths=None) -> (cell, top_params, top_xs)``: the top layer's cell,
+        its parameters and its inputs (every lower layer applied, no dropout), for gradient-flow
+        diagnostics of the top recurrence; ``None`` when the layers are bidirectional.
     """
 
     init: Callable[..., Any]
     initial_carry: Callable[..., Any]
     apply: Callable[..., tuple]
     output_size: int
+    top: Optional[Callable[..., tuple]] = None
 
 
 def dropout(key: jax.Array, x: jax.Array, rate: float, *, variational: bool = False) -> jax.Array:
@@ -144,8 +148,7 @@ def rnn(
             if residual and ys.shape[-1] == xs.shape[-1]:
                 skip = xs.astype(ys.dtype)
                 if lengths is not None:  # padding stays zero: the skip adds nothing past the end
-                    n = jnp.asarray(lengths)
-                    valid = jnp.arange(xs.shape[-2], dtype=n.dtype) < n[..., None]
+                    valid = valid_mask(lengths, xs.shape[:-2], xs.shape[-2])
                     skip = jnp.where(valid[..., None], skip, jnp.zeros_like(skip))
                 ys = ys + skip
             if train and dropout_rate > 0.0 and i < len(cells) - 1:
@@ -153,7 +156,15 @@ def rnn(
             xs = ys
         return xs, new_carries
 
-    return SequenceLayer(init, initial_carry, apply, out_size(cells[-1]))
+    def top(params, xs, *, lengths=None):
+        lower = rnn(cells[:-1], merge=merge, residual=residual) if len(cells) > 1 else None
+        if lower is not None:
+            xs, _ = lower.apply(params[:-1], xs, lengths=lengths)
+        return cells[-1], params[-1], xs
+
+    return SequenceLayer(
+        init, initial_carry, apply, out_size(cells[-1]), None if bidirectional else top
+    )
 
 
 __all__ = ["SequenceLayer", "dropout", "rnn"]

@@ -32,6 +32,19 @@ def default_hoist() -> bool:
     return jax.default_backend() != "cpu"
 
 
+def valid_mask(lengths: Optional[jax.Array], batch_shape: tuple, T: int) -> jax.Array:
+    """``(*batch, T)`` booleans, true at the valid steps ``t < length`` (all true without lengths).
+
+    Example:
+      >>> valid_mask(jnp.array([3, 1]), (2,), 4).astype(int).tolist()
+      [[1, 1, 1, 0], [1, 0, 0, 0]]
+    """
+    if lengths is None:
+        return jnp.ones((*batch_shape, T), bool)
+    lengths = jnp.broadcast_to(jnp.asarray(lengths), batch_shape)
+    return jnp.arange(T, dtype=lengths.dtype) < lengths[..., None]
+
+
 def reverse_within_lengths(xs: jax.Array, lengths: Optional[jax.Array]) -> jax.Array:
     """Reverses ``xs: (*batch, T, ...)`` along time within each sequence's valid prefix.
 
@@ -194,8 +207,7 @@ def unroll(
     step_fn = cell.recur if hoist else cell.step
     valid = None
     if lengths is not None:
-        t = jnp.arange(T, dtype=lengths.dtype)
-        valid = t.reshape((T,) + (1,) * len(batch_shape)) < lengths  # (T, *batch)
+        valid = jnp.moveaxis(valid_mask(lengths, batch_shape, T), -1, 0)  # (T, *batch)
     resets_tm = tm(resets) if resets is not None else None
 
     def body(c, scanned):
@@ -356,7 +368,7 @@ def parallel(
     valid = None
     if lengths is not None:
         lengths = jnp.broadcast_to(jnp.asarray(lengths), batch_shape)
-        valid = jnp.arange(T) < lengths[..., None]  # (*batch, T)
+        valid = valid_mask(lengths, batch_shape, T)
         xs = jnp.where(valid[..., None], xs, jnp.zeros_like(xs))
     if resets is not None:
         resets = jnp.broadcast_to(jnp.asarray(resets, bool), (*batch_shape, T))

@@ -382,14 +382,18 @@ def probe_for(cell, params, xs, y):
 
     from seqjax.tasks import diagnostics
 
-    model = types.SimpleNamespace(readout="last")
-    config = types.SimpleNamespace(model=types.SimpleNamespace(num_layers=1))
-    full = {"rnn": [params], "readout": {"w": jnp.ones((cell.hidden_size, 1)), "b": jnp.zeros(1)}}
+    readout = {"w": jnp.ones((cell.hidden_size, 1)), "b": jnp.zeros(1)}
+    model = types.SimpleNamespace(
+        top=lambda p, x, lengths=None: (cell, p["rnn"], x),
+        readout=lambda p, hs, lengths=None: hs[..., -1, :] @ p["readout"]["w"] + p["readout"]["b"],
+    )
 
     def loss_fn(out, batch):
         return jnp.mean((out[..., 0] - batch["y"]) ** 2), {}
 
-    return diagnostics.probe(model, cell, loss_fn, config)(full, {"x": xs, "y": y})
+    example_losses = diagnostics.per_example(loss_fn, ("y",))
+    probe = diagnostics.probe(model, example_losses, "x")
+    return probe({"rnn": params, "readout": readout}, {"x": xs, "y": y})
 
 
 def test_a_new_cell_gets_gate_and_spectrum_diagnostics_without_edits():
@@ -419,7 +423,7 @@ def test_a_new_cell_gets_gate_and_spectrum_diagnostics_without_edits():
 
 
 def test_a_cell_without_gates_or_matrix_gets_only_gradient_diagnostics():
-    cell = seqjax.cells.lru(H)
+    cell = seqjax.cells.indrnn(H)  # element-wise recurrence: no gates, no dense matrix
     params = cell.init(jax.random.key(0), I)
     d = probe_for(cell, params, jax.random.normal(jax.random.key(1), (B, T, I)), jnp.zeros(B))
     assert set(d) == {"grad_h", "loss"}

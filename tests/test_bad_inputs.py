@@ -142,7 +142,7 @@ CLI_CASES = [
         "ema-decay-1",
         ["train", SMOKE, "--workdir={w}", "--config.optim.ema_decay=1.0"],
         "fresh",
-        ["optim.ema_decay=1.0", "[0.0, 1.0)"],
+        ["optim.ema_decay=1.0", "[0, 1)"],
     ),
     (
         "dropout-above-1",

@@ -20,6 +20,7 @@ from seqjax.data import tokenizer_from_json
 from seqjax.data.tokenizers import WordTokenizer
 from seqjax.data.vectors import load_vectors
 from seqjax.errors import UserError
+from seqjax.models import losses
 from seqjax.tasks import classify
 from seqjax.train import confusion, loop
 from seqjax.train.cmdline import load_config_file
@@ -235,7 +236,7 @@ def test_label_smoothing_cross_entropy_matches_numpy(alpha):
     labels = rng.integers(0, 4, size=7)
     logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     want = -(1 - alpha) * logp[np.arange(7), labels] - alpha / 4 * logp.sum(-1)
-    got = classify.cross_entropy(jax.numpy.asarray(logits), jax.numpy.asarray(labels), alpha)
+    got = losses.cross_entropy_terms(jax.numpy.asarray(logits), jax.numpy.asarray(labels), alpha)
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-6)
 
 
@@ -253,8 +254,8 @@ def test_label_smoothing_trains_on_smoothed_targets_and_evaluates_plain(tmp_path
     b = task.batch(0)
     logits = np.asarray(
         classify.model_from(config.model, task.metadata["vocab_size"], 3, None).apply(
-            params, b["tokens"], b["lengths"]
-        ),
+            params, b["tokens"], lengths=b["lengths"]
+        )[0],
         np.float64,
     )
     logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
@@ -288,8 +289,8 @@ def test_adversarial_loss_and_gradient_match_a_per_position_embedding(tmp_path, 
     rows = np.arange(B * T).reshape(B, T)
 
     def mean_nll(p):
-        logits = model.apply(p, rows, b["lengths"])
-        return jax.numpy.mean(classify.cross_entropy(logits, b["labels"]))
+        logits, _ = model.apply(p, rows, lengths=b["lengths"])
+        return jax.numpy.mean(losses.cross_entropy_terms(logits, b["labels"]))
 
     per_position = {**params, "embed": params["embed"][tokens.reshape(-1)]}
     g = np.asarray(jax.grad(mean_nll)(per_position)["embed"], np.float64).reshape(B, T, -1)
@@ -491,5 +492,5 @@ def test_weight_averaging_is_what_eval_predict_and_resume_use(tmp_path, capsys):
         len(predictor.labels),
         predictor.tokenizer.unk_id,
     )
-    want = jax.nn.softmax(model.apply(average, tokens, lengths), axis=-1)
+    want = jax.nn.softmax(model.apply(average, tokens, lengths=lengths)[0], axis=-1)
     np.testing.assert_allclose(predictor.probabilities(texts), np.asarray(want), rtol=1e-5)

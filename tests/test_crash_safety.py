@@ -2,9 +2,9 @@
 moments (some in the middle of a checkpoint save) and restarted on the same workdir until it
 finishes; its final parameters must equal those of an uninterrupted run bit for bit.
 
-Kills during saves: the runs set ``SEQJAX_TEST_SAVE_DELAY`` (see :mod:`seqjax.train.checkpoint`),
-which makes every save sleep after writing its files into orbax's temporary directory and before
-the rename that commits it; the test polls ``checkpoints/`` for that temporary directory and kills
+Kills during saves: the runs start through ``tests/helpers/slow_commit.py``, which makes every
+save sleep after writing its files into orbax's temporary directory and before the rename that
+commits it; the test polls ``checkpoints/`` for that temporary directory and kills
 the process while it exists. The other kills come after a random delay once training has started.
 
 Checked for every restart: it resumed from a step that was committed (a multiple of
@@ -39,13 +39,14 @@ EVERY = 10  # checkpoint interval
 TRIALS = 12
 SAVE_KILLS = 5  # trials that kill during a save (the others: random delay)
 SAVE_DELAY = 0.25  # seconds each save waits before committing
+SLOW_COMMIT = ROOT / "tests" / "helpers" / "slow_commit.py"
 
 
 def command(workdir):
     return [
         sys.executable,
-        "-m",
-        "seqjax.cli",
+        str(SLOW_COMMIT),
+        str(SAVE_DELAY),
         "train",
         f"--config={CONFIG}:smoke",
         f"--workdir={workdir}",
@@ -60,7 +61,6 @@ def command(workdir):
 def env():
     e = dict(os.environ)
     e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
-    e["SEQJAX_TEST_SAVE_DELAY"] = str(SAVE_DELAY)
     e["JAX_PLATFORMS"] = "cpu"
     return e
 
@@ -197,8 +197,8 @@ SWEEP_TRIALS = 6
 def sweep_command(workdir):
     return [
         sys.executable,
-        "-m",
-        "seqjax.cli",
+        str(SLOW_COMMIT),
+        str(SAVE_DELAY),
         "sweep",
         f"--config={SWEEP}:smoke",
         f"--workdir={workdir}",

@@ -52,6 +52,27 @@ def test_second_load_hits_the_cache(tmp_path, monkeypatch, kind):
         load_lm(cfg)
 
 
+@pytest.mark.parametrize("damage", ["truncate", "alter"])
+def test_a_damaged_cache_entry_is_never_loaded_but_rebuilt(tmp_path, damage):
+    """A truncated file fails to parse; an altered one would load silently: both are caught by
+    the checksum, warned about, and rebuilt from the source."""
+    cfg = {"train_files": corpus(tmp_path), "tokenizer": "char", "cache_dir": str(tmp_path / "c")}
+    first = load_lm(cfg)
+    folder = tmp_path / "c" / first.metadata["cache_entry"]
+    target = sorted(folder.glob("*.npy"))[0]
+    raw = target.read_bytes()
+    if damage == "truncate":
+        target.write_bytes(raw[: len(raw) // 2])
+    else:  # flip one byte of the data (the .npy header stays valid)
+        target.write_bytes(raw[:-1] + bytes([raw[-1] ^ 1]))
+    with pytest.warns(UserWarning, match="damaged data cache entry"):
+        second = load_lm(cfg)
+    for split in first.splits:
+        np.testing.assert_array_equal(first.splits[split], second.splits[split])
+    assert target.read_bytes() == raw  # rebuilt whole
+    load_lm(cfg)  # and now a clean hit, no warning (warnings are errors in this suite)
+
+
 def test_classification_cache_hit_and_max_length_applies_after_it(tmp_path, monkeypatch):
     path = tmp_path / "t.csv"
     path.write_text(

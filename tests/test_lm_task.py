@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from seqjax import cli, data, tasks
-from seqjax.models.lm import nll
+from seqjax.models.losses import cross_entropy as nll
 from seqjax.tasks.lm import build_model
 from seqjax.train import loop
 

@@ -1,6 +1,8 @@
 """The sequence classifier: padding never matters, pooling agrees with NumPy on the unrolled
 outputs, attention ignores padding, gradients are finite, and jit compiles once."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,6 +10,7 @@ import pytest
 
 import seqjax
 from seqjax.cells.base import Cell
+from seqjax.models import classifier
 from seqjax.models.classifier import (
     POOLINGS,
     attention_weights,
@@ -50,7 +53,8 @@ def tokens_of(key, T=T):
 @pytest.mark.parametrize("pooling,bidirectional", CASES, ids=IDS)
 def test_padding_is_irrelevant(pooling, bidirectional):
     model, params = build(pooling, bidirectional)
-    apply = jax.jit(model.apply)  # one compilation per shape instead of many eager op dispatches
+    # jitted: one compilation per shape instead of many eager op dispatches
+    apply = jax.jit(lambda p, t, n: model.apply(p, t, lengths=n)[0])
     tokens = tokens_of(2)
     logits = apply(params, tokens, LENGTHS)
     # Change every padded token and append more (random) padding: the logits must not move.
@@ -64,9 +68,9 @@ def test_padding_is_irrelevant(pooling, bidirectional):
 def test_a_row_alone_without_lengths_matches_its_row_in_the_batch(pooling, bidirectional):
     model, params = build(pooling, bidirectional)
     tokens = tokens_of(2)
-    logits = model.apply(params, tokens, LENGTHS)
+    logits, _ = model.apply(params, tokens, lengths=LENGTHS)
     for b in (1, 2):  # lengths 4 and 1
-        alone = model.apply(params, tokens[b : b + 1, : int(LENGTHS[b])])  # lengths=None
+        alone, _ = model.apply(params, tokens[b : b + 1, : int(LENGTHS[b])])  # lengths=None
         np.testing.assert_allclose(alone[0], logits[b], rtol=1e-5, atol=1e-5)
 
 
@@ -92,19 +96,13 @@ def numpy_pool(pooling, ys, lengths, H_last, bidirectional, attn=None):
 def test_pooling_equals_numpy_over_valid_steps(bidirectional):
     # The encoder does not depend on the pooling: unroll once, pool every way.
     model, params = build("attention", bidirectional)
-    ys = model.encode(params, tokens_of(4), LENGTHS)
-    assert ys.shape == (B, T, model.output_size)
+    ys, _ = model.features(params, tokens_of(4), lengths=LENGTHS)
+    assert ys.shape == (B, T, model.feature_size)
     attn = jax.tree.map(np.asarray, params["attention"])
     for pooling in POOLINGS:
-        pool = sequence_classifier(
-            seqjax.cells.gru(H),
-            V,
-            C,
-            embed_size=E,
-            num_layers=2,
-            bidirectional=bidirectional,
-            pooling=pooling,
-        ).pool
+        pool = functools.partial(
+            classifier.pool, pooling, bidirectional=bidirectional, forward_size=H
+        )
         ref = numpy_pool(pooling, ys, LENGTHS, H, bidirectional, attn)
         np.testing.assert_allclose(pool(params, ys, LENGTHS), ref, rtol=1e-5, atol=1e-6)
         if pooling != "last":
@@ -115,7 +113,7 @@ def test_pooling_equals_numpy_over_valid_steps(bidirectional):
 
 def test_attention_weights_are_zero_at_padding():
     model, params = build("attention", True)
-    ys = model.encode(params, tokens_of(5), LENGTHS)
+    ys, _ = model.features(params, tokens_of(5), lengths=LENGTHS)
     w = attention_weights(params["attention"], ys + 1.0, LENGTHS)  # padded outputs non-zero
     valid = np.arange(T) < np.asarray(LENGTHS)[:, None]
     assert (np.asarray(w)[~valid] == 0).all()
@@ -129,7 +127,7 @@ def test_gradients_are_finite_and_padding_gets_none(pooling):
     tokens, labels = tokens_of(6), jnp.array([0, 1, 2, 1])
 
     def loss(p):
-        logits = model.apply(p, tokens, LENGTHS, key=jax.random.key(7), train=True)
+        logits, _ = model.apply(p, tokens, lengths=LENGTHS, key=jax.random.key(7), train=True)
         return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], -1))
 
     g = jax.jit(jax.grad(loss))(params)
@@ -147,7 +145,7 @@ def test_jit_does_not_recompile_for_the_same_shapes():
 
     def f(params, tokens, lengths, key):
         traces.append(1)  # runs only while tracing
-        return model.apply(params, tokens, lengths, key=key, train=True)
+        return model.apply(params, tokens, lengths=lengths, key=key, train=True)[0]
 
     jf = jax.jit(f)
     a = jf(params, tokens_of(8), LENGTHS, jax.random.key(0))
@@ -159,12 +157,12 @@ def test_dropout_off_in_eval_on_in_training():
     model, params = build("mean", False, dropout=0.3, word_dropout=0.3)
     plain, _ = build("mean", False)
     tokens = tokens_of(10)
-    evaluated = model.apply(params, tokens, LENGTHS, key=jax.random.key(0))
-    np.testing.assert_array_equal(evaluated, plain.apply(params, tokens, LENGTHS))
-    trained = model.apply(params, tokens, LENGTHS, key=jax.random.key(0), train=True)
+    evaluated, _ = model.apply(params, tokens, lengths=LENGTHS, key=jax.random.key(0))
+    np.testing.assert_array_equal(evaluated, plain.apply(params, tokens, lengths=LENGTHS)[0])
+    trained, _ = model.apply(params, tokens, lengths=LENGTHS, key=jax.random.key(0), train=True)
     assert not np.allclose(trained, evaluated)
     with pytest.raises(ValueError, match="key"):
-        model.apply(params, tokens, LENGTHS, train=True)
+        model.apply(params, tokens, lengths=LENGTHS, train=True)
 
 
 def identity_cell(size):
@@ -189,7 +187,7 @@ def test_word_dropout(unk_id):
     )
     params = model.init(jax.random.key(0))
     tokens = jax.random.randint(jax.random.key(1), (200, 30), 1, V)  # no <unk> in the input
-    ys = np.asarray(model.encode(params, tokens, key=jax.random.key(2), train=True))
+    ys = np.asarray(model.features(params, tokens, key=jax.random.key(2), train=True)[0])
     emb = np.asarray(params["embed"])
     kept = (ys == emb[tokens]).all(-1)  # kept words pass unscaled
     replacement = np.zeros(E) if unk_id is None else emb[unk_id]
@@ -243,7 +241,7 @@ def test_init_scale_draws_the_embedding_uniform_in_plus_minus_scale(scale):
 def test_bfloat16_params_run_under_strict_promotion(pooling):
     model, params = build(pooling, False, dropout=0.1, word_dropout=0.1)
     params = jax.tree.map(lambda a: a.astype(jnp.bfloat16), params)
-    apply = jax.jit(lambda p, t, n, k: model.apply(p, t, n, key=k, train=True))
+    apply = jax.jit(lambda p, t, n, k: model.apply(p, t, lengths=n, key=k, train=True)[0])
     logits = apply(params, tokens_of(1), LENGTHS, jax.random.key(2))
     assert logits.dtype == jnp.bfloat16 and np.isfinite(np.asarray(logits, np.float32)).all()
 
@@ -259,8 +257,8 @@ def test_encoder_dropout_drops_the_top_outputs_before_pooling():
     params["out"] = {"w": jnp.eye(E), "b": jnp.zeros(E)}
     tokens = jax.random.randint(jax.random.key(1), (2000, 1), 1, V)
     ys = np.asarray(params["embed"])[np.asarray(tokens)[:, 0]]
-    np.testing.assert_allclose(model.apply(params, tokens), ys, rtol=1e-6)  # eval: untouched
-    out = np.asarray(model.apply(params, tokens, key=jax.random.key(2), train=True))
+    np.testing.assert_allclose(model.apply(params, tokens)[0], ys, rtol=1e-6)  # eval: untouched
+    out = np.asarray(model.apply(params, tokens, key=jax.random.key(2), train=True)[0])
     dropped = out == 0.0
     np.testing.assert_allclose(out[~dropped], ys[~dropped] / (1 - rate), rtol=1e-5)
     assert abs(dropped.mean() - rate) < 5 * np.sqrt(rate * (1 - rate) / dropped.size)
@@ -269,8 +267,8 @@ def test_encoder_dropout_drops_the_top_outputs_before_pooling():
     without, params = build("attention", True, dropout=0.3, word_dropout=0.2)
     tokens, key = tokens_of(3), jax.random.key(4)
     np.testing.assert_array_equal(
-        with_option.apply(params, tokens, LENGTHS, key=key, train=True),
-        without.apply(params, tokens, LENGTHS, key=key, train=True),
+        with_option.apply(params, tokens, lengths=LENGTHS, key=key, train=True)[0],
+        without.apply(params, tokens, lengths=LENGTHS, key=key, train=True)[0],
     )
     with pytest.raises(ValueError, match="encoder_dropout"):
         build("mean", False, encoder_dropout=1.0)
@@ -284,7 +282,7 @@ def test_variational_dropout_keeps_one_embedding_mask_per_sentence(variational):
     )
     params = model.init(jax.random.key(0))
     tokens = jax.random.randint(jax.random.key(1), (64, 9), 1, V)
-    ys = np.asarray(model.encode(params, tokens, key=jax.random.key(2), train=True))
+    ys = np.asarray(model.features(params, tokens, key=jax.random.key(2), train=True)[0])
     embedded = np.asarray(params["embed"])[np.asarray(tokens)]  # no zeros: U(-0.1, 0.1) draws
     dropped = ys == 0.0
     np.testing.assert_allclose(ys[~dropped], embedded[~dropped] / (1 - rate), rtol=1e-6)

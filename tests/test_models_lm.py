@@ -10,7 +10,8 @@ import pytest
 
 import seqjax
 from seqjax.cells.base import Cell
-from seqjax.models.lm import language_model, nll, sample
+from seqjax.models.lm import language_model, sample
+from seqjax.models.losses import cross_entropy as nll
 
 V, E, H, B, T = 11, 4, 4, 3, 6
 

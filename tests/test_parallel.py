@@ -165,15 +165,19 @@ def test_two_processes_over_loopback_match_one_device(tmp_path):
 
 
 def test_placement_keys_are_run_control():
-    assert set(parallel.KEYS) <= config_lib.RUN_CONTROL
+    for task in ("synthetic", "lm", "classify"):
+        assert set(parallel.KEYS) <= config_lib.run_control_keys(task)
 
 
 @pytest.mark.parametrize("value", [0, -2, 1.5, True, "all"])
 def test_bad_mesh_value_names_the_key(value):
     from seqjax.errors import UserError
+    from seqjax.train.cmdline import load_config_file
 
-    with pytest.raises(UserError, match=r"^mesh\.data=.*positive number of devices, or -1"):
-        parallel.check_config({"mesh": {"data": value}})
+    c = config_lib.to_dict(load_config_file(f"{CONFIG}:smoke"))
+    c["mesh"]["data"] = value  # a dict: a ConfigDict would refuse the wrong types itself
+    with pytest.raises(UserError, match=r"^mesh\.data=.*a number of devices, or -1 for all"):
+        config_lib.validate(c)
 
 
 def test_one_device_is_the_plain_path():

@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from seqjax import cells, tasks
+from seqjax import cells, schema, tasks
 from seqjax.errors import UserError
-from seqjax.models import build_cell, sequence_model
+from seqjax.models import build_cell, common, sequence_model
 from seqjax.tasks import generators, synthetic
 from seqjax.train import config as config_lib
 
@@ -59,7 +59,7 @@ def test_evaluate_averages_over_chunks():
     params = task.init(jax.random.key(0))
     data = synthetic.adding(synthetic._rng(0, synthetic.SPLITS["validation"]), 40, seq_len=8)
     model = sequence_model(cells.lstm(8), 2, 1)
-    preds = np.asarray(model.apply(params, jnp.asarray(data.inputs)), np.float64)[:, 0]
+    preds = np.asarray(model.apply(params, jnp.asarray(data.inputs))[0], np.float64)[:, 0]
     expected = np.mean((preds - data.targets) ** 2)
     assert task.evaluate(params, "validation")["mse"] == pytest.approx(expected, rel=1e-5)
 
@@ -84,16 +84,16 @@ def test_sequence_model_reads_out_the_last_valid_step():
     params = model.init(jax.random.key(0))
     xs = jax.random.normal(jax.random.key(1), (4, 7, 3))
     lengths = jnp.array([7, 5, 1, 3])
-    out = model.apply(params, xs, lengths=lengths)
+    out, _ = model.apply(params, xs, lengths=lengths)
     for i, n in enumerate(lengths.tolist()):  # reference: a Python loop over one sequence
         h = cell.initial_carry(params["rnn"][0], ())
         for t in range(n):
             h, y = cell.step(params["rnn"][0], h, xs[i, t])
         ref = y @ params["readout"]["w"] + params["readout"]["b"]
         np.testing.assert_allclose(out[i], ref, rtol=1e-5, atol=1e-6)
-    every = sequence_model(cell, 3, 2, readout="every").apply(params, xs)
+    every, _ = sequence_model(cell, 3, 2, readout="every").apply(params, xs)
     assert every.shape == (4, 7, 2)
-    np.testing.assert_allclose(every[:, -1], model.apply(params, xs), rtol=1e-6)
+    np.testing.assert_allclose(every[:, -1], model.apply(params, xs)[0], rtol=1e-6)
 
 
 def test_build_cell_passes_only_accepted_options():
@@ -111,16 +111,19 @@ def test_build_cell_passes_only_accepted_options():
     assert "b_hn" not in gru.init(jax.random.key(0), 3)  # reset_after=False reached the GRU
 
 
-def test_build_cell_errors_name_the_key():
-    with pytest.raises(UserError, match=r"^model.cell='lsmt': choose one of elman, lstm, gru"):
-        build_cell({"cell": "lsmt", "hidden_size": 4})
-    with pytest.raises(UserError, match=r"^model.hidden_size=0: must be a positive integer"):
-        build_cell({"cell": "gru", "hidden_size": 0})
-    with pytest.raises(UserError, match=r"^model.kernel_init='glorot': choose one of"):
-        build_cell({"cell": "gru", "hidden_size": 4, "kernel_init": "glorot"})
+def test_bad_cell_options_name_the_key():
+    for key, value, message in [
+        ("model.cell", "lsmt", r"^model.cell='lsmt': choose one of elman, lstm, gru"),
+        ("model.hidden_size", 0, r"^model.hidden_size=0: must be a positive integer"),
+        ("model.kernel_init", "glorot", r"^model.kernel_init='glorot': choose one of"),
+        ("model.chrono_t_max", 1.5, r"^model.chrono_t_max=1.5: must be a number > 2"),
+    ]:
+        with pytest.raises(UserError, match=message):
+            config_lib.validate(smoke_config(**{key: value}))
 
 
 def test_a_newly_registered_cell_becomes_a_choice(monkeypatch):
+    """A cell is one factory in the registry and its options in the schema, nothing else."""
     seen = {}
 
     def toy(hidden_size, *, leak=0.5):
@@ -128,26 +131,44 @@ def test_a_newly_registered_cell_becomes_a_choice(monkeypatch):
         return cells.elman(hidden_size, "identity")
 
     monkeypatch.setitem(cells._FACTORIES, "toy", toy)
-    c = smoke_config(**{"model.cell": "toy"})
-    config_lib.validate(c)  # the config's choices follow the registry
-    c.unlock()
-    c.model.leak = 0.25
-    task = synthetic.build(c)
+    monkeypatch.setitem(common.FIELDS, "model.leak", schema.number(0.5, "toy: the leak"))
+    c = config_lib.defaults("synthetic")
+    c.data.seq_len, c.data.eval_size, c.model.hidden_size = 8, 16, 4
+    c.model.cell, c.model.leak = "toy", 0.25
+    task = synthetic.build(config_lib.validate(c))  # the config's choices follow the registry
     assert seen["leak"] == 0.25
     assert task.evaluate(task.init(jax.random.key(0)), "validation")["mse"] > 0
 
 
-def test_bad_data_options_fail_at_build():
-    with pytest.raises(UserError, match=r"^data.seq_len=1: must be an integer >= 2$"):
-        synthetic.build(smoke_config(**{"data.seq_len": 1}))
-    with pytest.raises(UserError, match=r"^data.name='copyy': choose one of adding, adding_hs"):
-        synthetic.build(smoke_config(**{"data.name": "copyy"}))
-    with pytest.raises(UserError, match=r"^data.seq_len=0: must be an integer >= 1$"):
-        synthetic.build(smoke_config(**{"data.name": "copy", "data.seq_len": 0}))
-    with pytest.raises(UserError, match=r"^data.form='x': choose 'hochreiter' or 'pascanu'$"):
-        c = smoke_config(**{"data.name": "temporal_order", "data.seq_len": 20})
-        c.data.form = "x"
-        synthetic.build(c)
+def test_bad_data_options_fail_before_anything_is_built():
+    cases = [
+        ({"data.seq_len": 1}, r"^data.seq_len=1: must be >= 2 for data.name='adding'$"),
+        ({"data.name": "copyy"}, r"^data.name='copyy': choose one of adding, adding_hs"),
+        ({"data.name": "copy", "data.seq_len": 0}, r"^data.seq_len=0: must be a positive integer$"),
+        ({"data.name": "temporal_order", "data.form": "x"}, r"^data.form='x': choose one of"),
+        (
+            {
+                "data.name": "temporal_order",
+                "data.seq_len": 20,
+                "data.form": "pascanu",
+                "data.variable_length": True,
+            },
+            r"^data.variable_length=True: the 'pascanu' form has fixed lengths",
+        ),
+    ]
+    for overrides, message in cases:
+        with pytest.raises(UserError, match=message):
+            config_lib.validate(smoke_config(**overrides))
+
+
+@pytest.mark.parametrize("name", sorted(synthetic.MIN_SEQ_LEN))
+def test_min_seq_len_is_the_generators_own(name):
+    """The schema's bound is the generator's: the shortest length draws, one shorter fails."""
+    low = synthetic.MIN_SEQ_LEN[name]
+    synthetic.PROBLEMS[name](np.random.default_rng(0), 2, seq_len=low)
+    if low > 1:
+        with pytest.raises(UserError):
+            synthetic.PROBLEMS[name](np.random.default_rng(0), 2, seq_len=low - 1)
 
 
 @pytest.mark.parametrize(
@@ -164,7 +185,7 @@ def test_bad_data_options_fail_at_build():
             "linear",
             "optim.schedule='linear': choose one of constant, cosine, step",
         ),
-        ("optim.learning_rate", -1.0, "optim.learning_rate=-1.0: must be a number in (0.0, inf)"),
+        ("optim.learning_rate", -1.0, "optim.learning_rate=-1.0: must be a number > 0"),
         ("train.batch_size", 0, "train.batch_size=0: must be a positive integer"),
         ("model.num_layers", 0, "model.num_layers=0: must be a positive integer"),
         ("task", "nope", f"task='nope': choose one of {', '.join(tasks.names())}"),
@@ -239,7 +260,7 @@ def test_classification_problems_plug_into_the_table(monkeypatch, generate, read
     value, (_, m) = task.loss(params, (), b, None, False)
     # Reference: the untrained model's cross-entropy, recomputed with NumPy from its logits.
     layer = sequence_model(cells.lstm(8), b["x"].shape[-1], classes, readout=readout)
-    logits = np.asarray(layer.apply(params, b["x"], lengths=b.get("lengths")), np.float64)
+    logits = np.asarray(layer.apply(params, b["x"], lengths=b.get("lengths"))[0], np.float64)
     logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     nll = -np.take_along_axis(logp, b["y"][..., None], -1)[..., 0]
     assert float(value) == pytest.approx(nll.mean(), rel=1e-5)
@@ -268,7 +289,7 @@ def test_adding_hs_batches_and_solved_rate_against_numpy():
     params["readout"]["b"] = jnp.asarray([0.5], jnp.float32)  # predictions near the targets
     _, (_, m) = task.loss(params, (), b, None, False)
     model = sequence_model(cells.lstm(8), 2, 1)
-    pred = np.asarray(model.apply(params, b["x"]))[:, 0]
+    pred = np.asarray(model.apply(params, b["x"])[0])[:, 0]
     assert float(m["solved"]) == pytest.approx(generators.fraction_solved(pred, b["y"]))
 
 

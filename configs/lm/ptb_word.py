@@ -39,9 +39,7 @@ prints ``perplexity``). Not reproduced here: the data are absent and a medium ru
 
 import math
 
-import ml_collections
-
-from seqjax.train.config import parse_arg
+from seqjax.train.config import defaults, parse_arg, short_run
 
 PTB_TRAIN_TOKENS = 929_589  # ptb.train.txt words + one <eos> per line
 PRESETS = {  # Zaremba et al. 2014: hidden, T, init scale, clip, dropout, lr-1 epochs, decay, epochs
@@ -58,11 +56,7 @@ def get_config(arg=None):
     batch_size = 20
     steps_per_epoch = (PTB_TRAIN_TOKENS // batch_size - 1) // seq_len
 
-    c = ml_collections.ConfigDict()
-    c.seed = 0
-    c.task = "lm"
-
-    c.data = ml_collections.ConfigDict()
+    c = defaults("lm")  # every field at its default: `seqjax config show` lists them
     c.data.name = f"ptb-{name}"
     c.data.source = "files"
     folder = arg.dir.rstrip("/") if arg.dir else "ptb"
@@ -70,50 +64,31 @@ def get_config(arg=None):
     c.data.validation_files = f"{folder}/ptb.valid.txt"
     c.data.test_files = f"{folder}/ptb.test.txt"
     c.data.tokenizer = "word"  # whitespace words, <eos> at each line end (the files have <unk>)
-    c.data.vocab_size = 0  # PTB already has exactly 10k words (incl. <unk>)
-    c.data.cache_dir = "~/.cache/seqjax"
-    c.data.seq_len = seq_len
+    c.data.seq_len = seq_len  # (data.vocab_size=0: PTB already has exactly 10k words)
     c.data.eval_batch_size = batch_size
-
-    c.model = ml_collections.ConfigDict()
     c.model.cell = arg.cell
     c.model.hidden_size = hidden
     c.model.num_layers = 2
     c.model.embed_size = hidden
     c.model.dropout = dropout
-    c.model.variational = False
-    c.model.embed_dropout = 0.0
-    c.model.tie_embeddings = False
     c.model.init_scale = scale  # embedding and readout U(-s, s)
     # The cells' "uniform" initialiser is U(-k/sqrt(H), k/sqrt(H)): k = s * sqrt(H) gives U(-s, s).
     c.model.kernel_init = f"uniform:{scale * math.sqrt(hidden):.6g}"
     c.model.recurrent_init = f"uniform:{scale * math.sqrt(hidden):.6g}"
-    c.model.bias_init = "zeros"  # (the paper draws biases U(-s, s) too)
-    c.model.forget_bias = 0.0
-
-    c.optim = ml_collections.ConfigDict()
+    c.model.forget_bias = 0.0  # (the paper draws biases U(-s, s); ours start at zero)
     c.optim.name = "sgd"
     c.optim.learning_rate = 1.0 * seq_len  # = 1.0 on their summed-over-T loss (see above)
-    c.optim.clip = "global_norm"
     c.optim.clip_value = clip / seq_len  # = clip on their summed-over-T gradient
-    c.optim.momentum = 0.0
-    c.optim.nesterov = False
-    c.optim.weight_decay = 0.0
     c.optim.schedule = "step"
-    c.optim.warmup_steps = 0
-    c.optim.ema_decay = 0.0  # > 0: evaluate an exponential moving average of the weights
     c.optim.decay_factor = decay  # every epoch ...
     c.optim.decay_every = steps_per_epoch
     c.optim.decay_start = (flat_epochs - 1) * steps_per_epoch  # ... from epoch flat_epochs + 1
-
-    c.train = ml_collections.ConfigDict()
     c.train.num_steps = epochs * steps_per_epoch
     c.train.batch_size = batch_size
     c.train.eval_every = steps_per_epoch  # once per epoch
     c.train.checkpoint_every = steps_per_epoch
     c.train.keep = 2
     c.train.log_every = 100
-    c.train.skip_nonfinite = False
 
     if arg.smoke:
         c.data.seq_len = 8
@@ -122,10 +97,6 @@ def get_config(arg=None):
         c.optim.learning_rate = 1.0 * 8
         c.optim.decay_every = 2
         c.optim.decay_start = 0
-        c.train.num_steps = 4
-        c.train.batch_size = 4
         c.data.eval_batch_size = 4
-        c.train.eval_every = 2
-        c.train.checkpoint_every = 2
-        c.train.log_every = 2
+        short_run(c, num_steps=4, batch_size=4, every=2)
     return c

@@ -25,70 +25,38 @@ on the tokenised WikiText-2 (a 33,278-word vocabulary); the raw text's larger vo
 perplexities somewhat higher and not directly comparable.
 """
 
-import ml_collections
-
-from seqjax.train.config import parse_arg
+from seqjax.train.config import defaults, parse_arg, short_run
 
 
 def get_config(arg=None):
     arg = parse_arg(arg, smoke=False, cell="lstm")
-    c = ml_collections.ConfigDict()
-    c.seed = 0
-    c.task = "lm"
-
-    c.data = ml_collections.ConfigDict()
+    c = defaults("lm")  # every field at its default: `seqjax config show` lists them
     c.data.name = "wikitext-2"
     c.data.source = "hub"
     c.data.hub_id = "Salesforce/wikitext"
     c.data.hub_config = "wikitext-2-raw-v1"
-    c.data.train_split = "train"
-    c.data.validation_split = "validation"
     c.data.test_split = "test"
-    c.data.text_column = "text"
     c.data.tokenizer = "word"
     c.data.vocab_size = 33_278  # ids incl. <unk>, <eos>; rarer words become <unk>
-    c.data.cache_dir = "~/.cache/seqjax"
     c.data.seq_len = 35
     c.data.eval_batch_size = 10
-
-    c.model = ml_collections.ConfigDict()
     c.model.cell = arg.cell
     c.model.hidden_size = 650
     c.model.num_layers = 2
     c.model.embed_size = 650
     c.model.dropout = 0.5
-    c.model.variational = False
-    c.model.embed_dropout = 0.0
     c.model.tie_embeddings = True
     c.model.init_scale = 0.05
-    c.model.forget_bias = 1.0
-    c.model.kernel_init = "glorot_uniform"
-    c.model.recurrent_init = "orthogonal"
-    c.model.bias_init = "zeros"
-
-    c.optim = ml_collections.ConfigDict()
-    c.optim.name = "adam"
-    c.optim.learning_rate = 1e-3
-    c.optim.clip = "global_norm"
     c.optim.clip_value = 0.25
-    c.optim.momentum = 0.9
-    c.optim.nesterov = False
-    c.optim.weight_decay = 0.0
+    c.optim.momentum = 0.9  # sgd/rmsprop only
     c.optim.schedule = "cosine"
     c.optim.warmup_steps = 200
-    c.optim.ema_decay = 0.0  # > 0: evaluate an exponential moving average of the weights
-    c.optim.decay_factor = 0.5
-    c.optim.decay_every = 1000
-    c.optim.decay_start = 0
-
-    c.train = ml_collections.ConfigDict()
     c.train.num_steps = 40 * 2983  # ~40 epochs of the ~2.09M training tokens at B=20, T=35
     c.train.batch_size = 20
     c.train.eval_every = 1000
     c.train.checkpoint_every = 1000
     c.train.keep = 2
     c.train.log_every = 100
-    c.train.skip_nonfinite = False
 
     if arg.smoke:
         c.data.seq_len = 8
@@ -96,9 +64,5 @@ def get_config(arg=None):
         c.data.cache_dir = ""
         c.model.hidden_size = c.model.embed_size = 16
         c.optim.warmup_steps = 0
-        c.train.num_steps = 4
-        c.train.batch_size = 4
-        c.train.eval_every = 2
-        c.train.checkpoint_every = 2
-        c.train.log_every = 2
+        short_run(c, num_steps=4, batch_size=4, every=2)
     return c

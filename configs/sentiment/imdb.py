@@ -25,75 +25,38 @@ Expected result: not measured here (this machine is offline and CPU-only, and 25
 on a machine with network and an accelerator and record the figure in docs/results.md.
 """
 
-import ml_collections
-
-from seqjax.train.config import parse_arg
+from seqjax.train.config import defaults, parse_arg, short_run
 
 
 def get_config(arg=None):
     arg = parse_arg(arg, smoke=False, cell="lstm", seed=0, steps=0)
-    c = ml_collections.ConfigDict()
+    c = defaults("classify")  # every field at its default: `seqjax config show` lists them
     c.seed = arg.seed
-    c.task = "classify"
-
-    c.data = ml_collections.ConfigDict()
     c.data.name = "imdb"
     c.data.hub_id = "stanfordnlp/imdb"
-    c.data.train_split = "train"
     c.data.validation_split = ""  # none on the hub: carve validation_fraction from train
     c.data.test_split = "test"
-    c.data.validation_fraction = 0.1
-    c.data.text_column = "text"
-    c.data.label_column = "label"
-    c.data.labels = ""  # the hub's ClassLabel names: neg, pos
-    c.data.label_names = ""
-    c.data.tokenizer = "word"
+    c.data.tokenizer = "word"  # (labels: the hub's ClassLabel names, neg and pos)
     c.data.lowercase = True
     c.data.min_freq = 3
     c.data.vocab_size = 30000
     c.data.max_length = 400  # the first 400 words of each review
-    c.data.cache_dir = "~/.cache/seqjax"  # tokenised arrays; "" disables the cache
-
-    c.model = ml_collections.ConfigDict()
     c.model.cell = arg.cell
-    c.model.hidden_size = 128
-    c.model.num_layers = 1
     c.model.bidirectional = True
     c.model.pooling = "max"
-    c.model.embed_size = 128
-    c.model.embeddings_file = ""
-    c.model.init_scale = 0.1
     c.model.mlp_hidden = (128,)
     c.model.dropout = 0.5
-    c.model.variational = False
     c.model.word_dropout = 0.1
-    c.model.forget_bias = 1.0
-    c.model.kernel_init = "glorot_uniform"
-    c.model.recurrent_init = "orthogonal"
-    c.model.bias_init = "zeros"
-
-    c.optim = ml_collections.ConfigDict()
     c.optim.name = "adamw"
     c.optim.learning_rate = 2e-3
-    c.optim.clip = "global_norm"
     c.optim.clip_value = 5.0
     c.optim.weight_decay = 1e-4
     c.optim.schedule = "cosine"
     c.optim.warmup_steps = 100
-    c.optim.ema_decay = 0.0  # > 0: evaluate an exponential moving average of the weights
-
-    c.train = ml_collections.ConfigDict()
     c.train.num_steps = arg.steps or 3500  # 32 reviews a step: 5 epochs of the 22.5k held in
-    c.train.batch_size = 32
     c.train.eval_batch_size = 128
     c.train.eval_every = 350
     c.train.checkpoint_every = 350
-    c.train.keep = 1
-    c.train.log_every = 50
-    c.train.skip_nonfinite = False
-    c.train.label_smoothing = 0.0  # > 0: train on (1-a)*onehot + a/classes targets
-    c.train.adversarial_eps = 0.0  # > 0: also train on word vectors moved by eps (Miyato 2017)
-    c.train.adversarial_start = 0  # the step from which that second loss term counts
     c.train.early_stop_patience = 4
 
     if arg.smoke:
@@ -102,9 +65,5 @@ def get_config(arg=None):
         c.model.embed_size = 16
         c.model.mlp_hidden = ()
         c.optim.warmup_steps = 0
-        c.train.num_steps = arg.steps or 6
-        c.train.batch_size = 8
-        c.train.eval_every = 3
-        c.train.checkpoint_every = 3
-        c.train.log_every = 2
+        short_run(c, num_steps=arg.steps or 6, batch_size=8, every=3)
     return c

@@ -39,9 +39,7 @@ accuracy per seed, mean and std over seeds 0-2, wall time, GRU/Elman/minGRU besi
 
 import pathlib
 
-import ml_collections
-
-from seqjax.train.config import parse_arg
+from seqjax.train.config import defaults, parse_arg, short_run
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]  # the project root
 SST2 = ROOT.parent / "shared" / "data" / "sst2"  # ../shared/data/sst2
@@ -49,74 +47,38 @@ SST2 = ROOT.parent / "shared" / "data" / "sst2"  # ../shared/data/sst2
 
 def get_config(arg=None):
     arg = parse_arg(arg, smoke=False, fast=False, hub=False, cell="lstm", seed=0, steps=0)
-    c = ml_collections.ConfigDict()
+    c = defaults("classify")  # every field at its default: `seqjax config show` lists them
     c.seed = arg.seed  # PRNG seed: initial parameters, dropout and the order of training batches
-    c.task = "classify"  # seqjax/tasks/classify.py
-
-    c.data = ml_collections.ConfigDict()
     c.data.name = "sst2"  # a label for logs and checkpoints
-    c.data.source = "auto"  # files if train_files is set, else the hub id
-    c.data.hub_id = ""  # the hub preset: stanfordnlp/sst2
-    c.data.train_files = str(SST2 / "train.tsv")
+    c.data.train_files = str(SST2 / "train.tsv")  # (hub preset: stanfordnlp/sst2)
     c.data.validation_files = str(SST2 / "dev.tsv")
     c.data.text_column = "sentence,validation=content"  # dev.tsv names its text column content
-    c.data.label_column = "label"
     c.data.labels = "0,1"  # raw labels in id order ...
     c.data.label_names = "negative,positive"  # ... and what predict prints for them
     c.data.tokenizer = "word"  # whitespace words (the files are already tokenised, lowercased)
-    c.data.lowercase = True
-    c.data.min_freq = 1  # keep every training word (all of them, 14.8k types, fit in memory)
-    c.data.vocab_size = 0  # 0: no cap
-    c.data.max_length = 0  # 0: no truncation (longest SST-2 sentence: 52 words)
-    c.data.cache_dir = "~/.cache/seqjax"  # tokenised arrays; "" disables the cache
-
-    c.model = ml_collections.ConfigDict()
+    c.data.lowercase = True  # (min_freq 1: all 14.8k training words; max_length 0: no cut)
     c.model.cell = arg.cell  # any name in seqjax.cells.names(): elman, lstm, gru, ...
     c.model.hidden_size = 256  # H per direction (Flax examples/sst2: 256)
-    c.model.num_layers = 1
     c.model.bidirectional = True
-    c.model.pooling = "attention"  # last | mean | max | attention
+    c.model.pooling = "attention"
     c.model.embed_size = 300  # D_e (Flax examples/sst2: 300)
-    c.model.embeddings_file = ""  # GloVe-format text file to start the embedding from; "" = random
-    c.model.init_scale = 0.1  # the random embedding starts U(-s, s)
-    c.model.mlp_hidden = (256,)  # the head's hidden layers
-    c.model.mlp_activation = "relu"  # relu | tanh | gelu (Flax examples/sst2: tanh; not better)
-    c.model.dropout = 0.5  # embedding output, between layers, before each dense layer
-    c.model.variational = False  # True: one dropout mask per sentence (Gal & Ghahramani 2016)
+    c.model.mlp_hidden = (256,)  # the head's hidden layers (mlp_activation relu: Flax's tanh
+    c.model.dropout = 0.5  # was not better)
     c.model.word_dropout = 0.1  # tokens replaced by <unk> while training
-    c.model.encoder_dropout = 0.0  # on the BiLSTM outputs before pooling (Flax's 0.5: not better)
-    c.model.forget_bias = 1.0  # LSTM: added to the forget-gate bias (Jozefowicz et al. 2015)
-    c.model.activation = "tanh"  # Elman
-    c.model.reset_after = True  # GRU: cuDNN form
-    c.model.kernel_init = "glorot_uniform"
-    c.model.recurrent_init = "orthogonal"
-    c.model.bias_init = "zeros"
-
-    c.optim = ml_collections.ConfigDict()
     c.optim.name = "sgd"  # with momentum, as Flax examples/sst2 (Adam: 83.3%, docs/results.md)
     c.optim.learning_rate = 0.1
     c.optim.momentum = 0.9
-    c.optim.nesterov = False
-    c.optim.clip = "global_norm"
     c.optim.clip_value = 5.0  # a guard: it never fired in the runs of docs/results.md
     c.optim.weight_decay = 1e-4  # L2 added to the gradient (Flax examples/sst2: 3e-6)
     c.optim.schedule = "cosine"
-    c.optim.warmup_steps = 0
     c.optim.ema_decay = 0.999  # evaluate a moving average of the weights (0: the weights)
-
-    c.train = ml_collections.ConfigDict()
     c.train.num_steps = arg.steps or 9000  # 64 phrases a step: about 8.6 epochs
     c.train.batch_size = 64
-    c.train.eval_batch_size = 256
     c.train.eval_every = 750  # validation (872 sentences) every this many steps: 12 times
     c.train.checkpoint_every = 750  # = eval_every: the best checkpoint is any evaluated step
-    c.train.keep = 1  # latest checkpoints kept, besides the best by validation accuracy
     c.train.log_every = 100
-    c.train.skip_nonfinite = False
-    c.train.label_smoothing = 0.0  # > 0: train on (1-a)*onehot + a/classes targets
     c.train.adversarial_eps = 0.1  # also train on word vectors moved by eps (Miyato et al. 2017)
     c.train.adversarial_start = 2000  # from this step (earlier, the BiLSTM stays at chance)
-    c.train.early_stop_patience = 0  # stop after this many evaluations without improvement; 0 off
 
     if arg.fast:  # the default before adversarial training: 6 minutes instead of 17, 0.6 lower
         c.train.adversarial_eps = 0.0
@@ -136,10 +98,6 @@ def get_config(arg=None):
         c.model.mlp_hidden = ()
         c.data.vocab_size = 2000
         c.optim.warmup_steps = 0
-        c.train.num_steps = arg.steps or 6
         c.train.adversarial_start = 0  # the tests run the adversarial term too
-        c.train.batch_size = 16
-        c.train.eval_every = 3
-        c.train.checkpoint_every = 3
-        c.train.log_every = 2
+        short_run(c, num_steps=arg.steps or 6, batch_size=16, every=3)
     return c

@@ -36,7 +36,7 @@ def get_config(arg=None):
     arg = parse_arg(arg, smoke=False, permuted=False, cell="lstm")
     c = _base(arg.smoke, arg.cell)
     c.data.name = "digits_permuted" if arg.permuted else "digits"  # synthetic.PROBLEMS
-    del c.data["seq_len"]  # fixed by the images: 64 pixels
+    c.data.seq_len = 64  # unused: the images fix it at 64 pixels
     c.data.permutation_seed = 0  # digits_permuted: seed of the fixed pixel order
     c.data.eval_size = 0  # unused: the held-out splits are fixed (300 validation, 297 test)
     c.optim.learning_rate = 1e-3

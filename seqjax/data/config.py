@@ -13,43 +13,94 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from seqjax import schema
 from seqjax.errors import UserError
 
 SPLITS = ("train", "validation", "test")
-
-#: Every field the data layer reads, with its default. Configs can start from it:
-#: ``config.data = ml_collections.ConfigDict(seqjax.data.DEFAULTS)``. Strings rather than ``None``
-#: so that ml_collections' command-line overrides know each field's type.
-DEFAULTS: dict[str, Any] = {
-    "source": "auto",  # auto | embedded | files | hub (auto: files if train_files, hub if hub_id)
-    "hub_id": "",  # e.g. "stanfordnlp/sst2" (datasets.load_dataset's path)
-    "hub_config": "",  # the hub dataset's config name, e.g. "wikitext-2-raw-v1"
-    "train_split": "train",  # hub split names; "" = none (validation, test: carved by fraction)
-    "validation_split": "validation",
-    "test_split": "",
-    "train_files": "",  # a path, a glob, "a.txt,b.txt" or a list of them
-    "validation_files": "",  # "" = carve data.validation_fraction from the training data
-    "test_files": "",  # "" = carve data.test_fraction from the training data
-    "format": "auto",  # auto (from the extension) | text | csv | tsv | json | jsonl | parquet
-    "validation_fraction": 0.1,  # used only when no validation file / split is given
-    "test_fraction": 0.0,  # used only when no test file / split is given
-    "split_seed": 0,  # classification: the seed of the shuffle that carves fractions
-    "text_column": "text",  # a name, or per split: "sentence,validation=content"
-    "label_column": "label",  # same syntax as text_column
-    "labels": "",  # the label set in order ("negative,positive" or [0, 1]); "" = inferred
-    "encoding_errors": "strict",  # strict | replace | ignore (how undecodable bytes are read)
-    "tokenizer": "char",  # char | word | bpe
-    "vocab_size": 0,  # total size incl. special symbols; 0 = no cap (char, word), 4096 for bpe
-    "min_freq": 1,  # word / bpe: drop rarer symbols (they become <unk> / are not merged)
-    "lowercase": False,
-    "max_length": 0,  # classification: keep the first max_length tokens; 0 = no truncation
-    "cache_dir": "~/.cache/seqjax",  # tokenised arrays; "" disables the cache
-}
 
 SOURCES = ("auto", "embedded", "files", "hub")
 TOKENIZERS = ("char", "word", "bpe")
 FORMATS = ("auto", "text", "csv", "tsv", "json", "jsonl", "parquet")
 ENCODING_ERRORS = ("strict", "replace", "ignore", "backslashreplace")
+
+#: The ``data.*`` fields every text task reads (language modelling and classification), declared
+#: once (:mod:`seqjax.schema`). Strings rather than ``None`` so that ml_collections' command-line
+#: overrides know each field's type.
+FIELDS: dict[str, schema.Field] = {
+    "data.source": schema.choice(
+        "auto",
+        SOURCES,
+        "where the data come from; auto: files if train_files, hub if hub_id, "
+        "else the embedded corpus",
+    ),
+    "data.hub_id": schema.text("", "Hugging Face hub dataset id, e.g. stanfordnlp/sst2"),
+    "data.hub_config": schema.text("", "the hub dataset's config name, e.g. wikitext-2-raw-v1"),
+    "data.train_split": schema.text("train", "hub split name of the training data"),
+    "data.validation_split": schema.text(
+        "validation", "hub split name of the validation data; '' = carve validation_fraction"
+    ),
+    "data.test_split": schema.text("", "hub split name of the test data; '' = carve test_fraction"),
+    "data.train_files": schema.text("", "training file(s): a path, a glob or 'a.txt,b.txt'"),
+    "data.validation_files": schema.text(
+        "", "validation file(s); '' = carve data.validation_fraction from the training data"
+    ),
+    "data.test_files": schema.text(
+        "", "test file(s); '' = carve data.test_fraction from the training data"
+    ),
+    "data.format": schema.choice(
+        "auto", FORMATS, "file format; auto: from the extension (.txt .csv .tsv .jsonl .parquet)"
+    ),
+    "data.validation_fraction": schema.number(
+        0.1,
+        "share of the training data held out for validation when no split is given",
+        low=0.0,
+        high=1.0,
+        high_open=True,
+    ),
+    "data.test_fraction": schema.number(
+        0.0,
+        "share of the training data held out for testing when no split is given",
+        low=0.0,
+        high=1.0,
+        high_open=True,
+    ),
+    "data.text_column": schema.text(
+        "text", "the text column, or per split: 'sentence,validation=content'"
+    ),
+    "data.encoding_errors": schema.choice(
+        "strict", ENCODING_ERRORS, "how bytes that are not valid UTF-8 are read (strict: an error)"
+    ),
+    "data.tokenizer": schema.choice("char", TOKENIZERS, "char | word | bpe"),
+    "data.vocab_size": schema.integer(
+        0, "vocabulary size incl. special symbols; 0: no cap (char, word), 4096 for bpe", low=0
+    ),
+    "data.min_freq": schema.integer(1, "word/bpe: rarer symbols become <unk>", low=1),
+    "data.lowercase": schema.flag(False, "lowercase the text before tokenising"),
+    "data.cache_dir": schema.text(
+        "~/.cache/seqjax", "where tokenised arrays are cached; '' disables the cache"
+    ),
+}
+
+#: Fields only classification reads (labelled rows).
+LABELLED_FIELDS: dict[str, schema.Field] = {
+    "data.split_seed": schema.integer(
+        0, "seed of the shuffle that carves validation/test fractions from the rows", low=0
+    ),
+    "data.label_column": schema.text("label", "the label column (same syntax as text_column)"),
+    "data.labels": schema.text(
+        "", "the label set in id order, e.g. 'negative,positive'; '' = the sorted training labels"
+    ),
+    "data.max_length": schema.integer(
+        0, "keep the first max_length tokens of each text; 0 = no truncation", low=0
+    ),
+}
+
+#: Every field the data layer reads, with its default (``seqjax.data.DEFAULTS``). Dict configs
+#: can start from it: ``config.data = ml_collections.ConfigDict(seqjax.data.DEFAULTS)``.
+DEFAULTS: dict[str, Any] = {
+    key.split(".", 1)[1]: f.default for key, f in {**FIELDS, **LABELLED_FIELDS}.items()
+}
+
 EXTENSIONS = {
     ".txt": "text",
     ".text": "text",

@@ -132,7 +132,6 @@ def load_lm(cfg: Mapping) -> LMData:
             "cache_entry": name,
         }
         cache.save(cache_dir, name, meta, arrays)
-    meta = {k: v for k, v in meta.items() if k != "arrays"}
     return LMData(tokenizer, {s: arrays[s] for s in C.SPLITS if s in arrays}, meta)
 
 
@@ -216,6 +215,5 @@ def load_classification(cfg: Mapping) -> ClassifyData:
         splits[split] = ClassifySplit(
             arrays[f"{split}.tokens"], offsets[:-1], lengths, arrays[f"{split}.labels"]
         )
-    meta = {k: v for k, v in meta.items() if k != "arrays"}
     meta["max_length"] = max_length
     return ClassifyData(tokenizer, tuple(meta["labels"]), splits, meta)

@@ -215,34 +215,20 @@ def _offline_env() -> bool:
     )
 
 
-@contextlib.contextmanager
-def _honour_offline_env():
-    """Make ``HF_HUB_OFFLINE=1`` count even when set after ``datasets`` was imported.
-
-    ``datasets`` and ``huggingface_hub`` read the variable once, at import; a user (or a test)
-    that sets it later expects no network request, not half a minute of retries.
-    """
-    import datasets.config
-    import huggingface_hub.constants as hub_constants
-
-    if not _offline_env() or datasets.config.HF_HUB_OFFLINE:
-        yield
-        return
-    saved = datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE
-    datasets.config.HF_HUB_OFFLINE = hub_constants.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE = saved
-
-
 def read_hub(hub_id: str, hub_config: str, split: str, key: str):
     """``datasets.load_dataset(hub_id, hub_config, split=split)`` with clear errors."""
     import datasets
 
+    if _offline_env() and not datasets.config.HF_HUB_OFFLINE:
+        # The variable was set after ``datasets`` read it at import: no request is made (seqjax
+        # changes no library setting), and the user learns how to make offline mode take effect.
+        raise UserError(
+            f"data.hub_id={hub_id!r}: HF_HUB_OFFLINE is set but was set after datasets was "
+            "imported, so datasets would go online; set it before Python starts, or point the "
+            "config at local files: data.source=files data.train_files=PATH"
+        )
     try:
-        with _honour_offline_env():
-            return datasets.load_dataset(hub_id, hub_config or None, split=split)
+        return datasets.load_dataset(hub_id, hub_config or None, split=split)
     except ConnectionError:
         raise UserError(
             f"data.hub_id={hub_id!r}: no network / hub access (or HF_HUB_OFFLINE=1) and it is "

@@ -27,7 +27,7 @@ average; Bowman et al. 2016 replace them by ``<unk>``).
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
@@ -36,46 +36,22 @@ import numpy as np
 from seqjax.cells.base import Cell
 from seqjax.layers import dropout as dropout_fn
 from seqjax.layers import rnn
+from seqjax.models.base import Model
 from seqjax.models.lm import check_rate, stack_of
 from seqjax.models.sequence import last_valid
+from seqjax.scan import valid_mask
 
 POOLINGS = ("last", "mean", "max", "attention")
 ACTIVATIONS = {"relu": jax.nn.relu, "tanh": jnp.tanh, "gelu": jax.nn.gelu}
 
 
-class SequenceClassifier(NamedTuple):
-    """Pure functions of a sequence classifier.
-
-    Attributes:
-      init: ``key -> params``: ``{"embed": (V, D_e), "rnn": [...], "mlp": [{"w", "b"}, ...],
-        "out": {"w": (D, C), "b": (C,)}}`` and, for attention pooling, ``"attention": {"w": (D, A),
-        "b": (A,), "query": (A,)}``.
-      apply: ``(params, tokens, lengths=None, *, key=None, train=False, embed_delta=None) ->
-        logits (*batch, C)`` with ``tokens: (*batch, T)`` int and ``lengths: (*batch,)``
-        (``None``: all ``T`` valid). ``embed_delta: (*batch, T, D_e)`` is added to the looked-up
-        word vectors (before their dropout): the hook of adversarial training (Miyato et al. 2017).
-      encode: same arguments; returns the top layer's outputs ``(*batch, T, D)`` (zero past each
-        length).
-      pool: ``(params, ys, lengths=None) -> (*batch, P)``, the pooling over valid steps.
-      num_classes: C.
-      output_size: D, the size of the top layer's output (2H when bidirectional).
-      pooling: the pooling's name.
-    """
-
-    init: Callable[..., Any]
-    apply: Callable[..., jax.Array]
-    encode: Callable[..., jax.Array]
-    pool: Callable[..., jax.Array]
-    num_classes: int
-    output_size: int
-    pooling: str
-
-
-def valid_mask(lengths: Optional[jax.Array], batch_shape: tuple, T: int) -> jax.Array:
-    """``(*batch, T)`` booleans, true at steps ``t < length``."""
-    if lengths is None:
-        return jnp.ones((*batch_shape, T), bool)
-    return jnp.arange(T) < jnp.broadcast_to(jnp.asarray(lengths), batch_shape)[..., None]
+#: A sequence classifier is a :class:`seqjax.models.base.Model`: ``inputs`` are tokens
+#: ``(*batch, T)`` with ``lengths (*batch,)`` (``None``: all ``T`` valid), ``features`` the top
+#: layer's outputs ``(*batch, T, D)`` (zero past each length), ``readout`` the pooling over valid
+#: steps and the MLP head, ``outputs`` logits ``(*batch, C)``. Params: ``{"embed": (V, D_e),
+#: "rnn": [...], "mlp": [{"w", "b"}, ...], "out": {"w": (D, C), "b": (C,)}}`` and, for attention
+#: pooling, ``"attention": {"w": (D, A), "b": (A,), "query": (A,)}``.
+SequenceClassifier = Model
 
 
 def attention_weights(attn_params, ys: jax.Array, lengths: Optional[jax.Array]) -> jax.Array:
@@ -88,6 +64,49 @@ def attention_weights(attn_params, ys: jax.Array, lengths: Optional[jax.Array]) 
     # row (length 0) gives zeros instead of NaN.
     scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
     return jax.nn.softmax(scores, axis=-1) * mask.astype(jnp.float32)
+
+
+def pool(
+    pooling: str,
+    params,
+    ys: jax.Array,
+    lengths: Optional[jax.Array] = None,
+    *,
+    bidirectional: bool = False,
+    forward_size: Optional[int] = None,
+) -> jax.Array:
+    """Pools ``ys: (*batch, T, D)`` over each sequence's valid steps (see the module docstring).
+
+    Args:
+      pooling: ``"last"``, ``"mean"``, ``"max"`` or ``"attention"`` (which reads
+        ``params["attention"]``).
+      params: the classifier's parameters.
+      ys: the top layer's outputs.
+      lengths: ``(*batch,)`` valid lengths (``None``: all ``T``).
+      bidirectional: ``ys`` is the forward outputs (first ``forward_size`` features) concatenated
+        with the backward ones; ``"last"`` then takes the backward summary at step 0.
+      forward_size: the forward direction's size (the top cell's hidden size).
+    """
+    if pooling == "last":
+        if not bidirectional:
+            return last_valid(ys, lengths)
+        # The backward direction read the sentence from its end to step 0: its summary of the
+        # whole sentence sits at step 0, the forward one's at the last valid step.
+        fwd, bwd = ys[..., :forward_size], ys[..., forward_size:]
+        return jnp.concatenate([last_valid(fwd, lengths), bwd[..., 0, :]], axis=-1)
+    mask = valid_mask(lengths, ys.shape[:-2], ys.shape[-2])[..., None]  # (*batch, T, 1)
+    count = jnp.sum(mask, axis=-2).astype(ys.dtype)  # (*batch, 1)
+    if pooling == "mean":
+        # The driver already zeroes outputs past each length; the mask keeps this correct for
+        # any ``ys`` handed in.
+        total = jnp.sum(jnp.where(mask, ys, jnp.zeros_like(ys)), axis=-2)
+        return total / jnp.maximum(count, jnp.ones_like(count))
+    if pooling == "max":
+        lowest = jnp.finfo(ys.dtype).min
+        peak = jnp.max(jnp.where(mask, ys, lowest), axis=-2)
+        return jnp.where(count > 0, peak, jnp.zeros_like(peak))
+    weights = attention_weights(params["attention"], ys, lengths)
+    return jnp.einsum("...t,...td->...d", weights.astype(ys.dtype), ys)
 
 
 def sequence_classifier(
@@ -109,7 +128,7 @@ def sequence_classifier(
     encoder_dropout: float = 0.0,
     init_scale: float = 0.1,
     param_dtype=jnp.float32,
-) -> SequenceClassifier:
+) -> Model:
     """Builds a recurrent sequence classifier from any cell(s).
 
     Args:
@@ -143,7 +162,8 @@ def sequence_classifier(
       ...                             bidirectional=True, pooling="attention", mlp_hidden=(16,))
       >>> params = model.init(jax.random.key(0))
       >>> tokens, lengths = jnp.ones((3, 7), jnp.int32), jnp.array([7, 4, 1])
-      >>> model.apply(params, tokens, lengths).shape
+      >>> logits, _ = model.apply(params, tokens, lengths=lengths)
+      >>> logits.shape
       (3, 2)
     """
     cells = stack_of(cell_or_cells, num_layers)
@@ -193,7 +213,9 @@ def sequence_classifier(
             }
         return params
 
-    def encode(params, tokens, lengths=None, *, key=None, train=False, embed_delta=None):
+    def features(
+        params, tokens, carry=None, *, lengths=None, key=None, train=False, embed_delta=None
+    ):
         tokens = jnp.asarray(tokens)
         drop = train and (dropout > 0.0 or word_dropout > 0.0)
         if drop and key is None:
@@ -211,41 +233,16 @@ def sequence_classifier(
             xs = xs + embed_delta.astype(xs.dtype)
         if drop and dropout > 0.0:
             xs = dropout_fn(k_in, xs, dropout, variational=variational)
-        ys, _ = layer.apply(params["rnn"], xs, lengths=lengths, key=k_rnn, train=drop)
-        return ys
+        return layer.apply(params["rnn"], xs, carry, lengths=lengths, key=k_rnn, train=drop)
 
-    def pool(params, ys, lengths=None):
-        if pooling == "last":
-            if not bidirectional:
-                return last_valid(ys, lengths)
-            # The backward direction read the sentence from its end to step 0: its summary of the
-            # whole sentence sits at step 0, the forward one's at the last valid step.
-            fwd, bwd = ys[..., :H_last], ys[..., H_last:]
-            return jnp.concatenate([last_valid(fwd, lengths), bwd[..., 0, :]], axis=-1)
-        mask = valid_mask(lengths, ys.shape[:-2], ys.shape[-2])[..., None]  # (*batch, T, 1)
-        count = jnp.sum(mask, axis=-2).astype(ys.dtype)  # (*batch, 1)
-        if pooling == "mean":
-            # The driver already zeroes outputs past each length; the mask keeps this correct for
-            # any ``ys`` handed in.
-            total = jnp.sum(jnp.where(mask, ys, jnp.zeros_like(ys)), axis=-2)
-            return total / jnp.maximum(count, jnp.ones_like(count))
-        if pooling == "max":
-            lowest = jnp.finfo(ys.dtype).min
-            peak = jnp.max(jnp.where(mask, ys, lowest), axis=-2)
-            return jnp.where(count > 0, peak, jnp.zeros_like(peak))
-        weights = attention_weights(params["attention"], ys, lengths)
-        return jnp.einsum("...t,...td->...d", weights.astype(ys.dtype), ys)
-
-    def apply(params, tokens, lengths=None, *, key=None, train=False, embed_delta=None):
-        drop = train and (dropout > 0.0 or word_dropout > 0.0 or encoder_dropout > 0.0)
+    def readout(params, ys, *, lengths=None, key=None, train=False):
+        drop = train and (dropout > 0.0 or encoder_dropout > 0.0)
         if drop and key is None:
             raise ValueError("train=True with dropout needs a PRNG key: apply(..., key=key)")
-        k_enc, k_head = jax.random.split(key) if drop else (None, None)
-        ys = encode(params, tokens, lengths, key=k_enc, train=train, embed_delta=embed_delta)
         if drop and encoder_dropout > 0.0:  # its own stream: the other masks stay as without it
-            ys = dropout_fn(jax.random.fold_in(k_head, 1), ys, encoder_dropout)
-        s = pool(params, ys, lengths)
-        head_keys = jax.random.split(k_head, len(sizes) - 1) if drop else [None] * len(sizes)
+            ys = dropout_fn(jax.random.fold_in(key, 1), ys, encoder_dropout)
+        s = pool(pooling, params, ys, lengths, bidirectional=bidirectional, forward_size=H_last)
+        head_keys = jax.random.split(key, len(sizes) - 1) if drop else [None] * len(sizes)
         for i, dense in enumerate([*params["mlp"], params["out"]]):
             if drop and dropout > 0.0:
                 s = dropout_fn(head_keys[i], s, dropout)  # a fresh mask per unit
@@ -254,7 +251,33 @@ def sequence_classifier(
                 s = act(s)
         return s
 
-    return SequenceClassifier(init, apply, encode, pool, num_classes, D, pooling)
+    def apply(params, tokens, carry=None, *, lengths=None, key=None, train=False, embed_delta=None):
+        drop = train and (dropout > 0.0 or word_dropout > 0.0 or encoder_dropout > 0.0)
+        if drop and key is None:
+            raise ValueError("train=True with dropout needs a PRNG key: apply(..., key=key)")
+        k_enc, k_head = jax.random.split(key) if drop else (None, None)
+        ys, carry = features(
+            params, tokens, carry, lengths=lengths, key=k_enc, train=train, embed_delta=embed_delta
+        )
+        return readout(params, ys, lengths=lengths, key=k_head, train=train), carry
+
+    def initial_carry(params, batch_shape=()):
+        return layer.initial_carry(params["rnn"], batch_shape)
+
+    def top(params, tokens, *, lengths=None):
+        return layer.top(params["rnn"], params["embed"][jnp.asarray(tokens)], lengths=lengths)
+
+    return Model(
+        init,
+        initial_carry,
+        features,
+        readout,
+        apply,
+        None if bidirectional else top,
+        vocab_size,
+        num_classes,
+        D,
+    )
 
 
 def init_embedding_from(params, vectors, rows_present):
@@ -300,9 +323,9 @@ def init_embedding_from(params, vectors, rows_present):
 
 __all__ = [
     "POOLINGS",
+    "pool",
     "SequenceClassifier",
     "attention_weights",
     "init_embedding_from",
     "sequence_classifier",
-    "valid_mask",
 ]

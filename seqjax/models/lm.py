@@ -20,14 +20,15 @@ before the readout), so the memory in the recurrence is not corrupted at every s
   layer's output size to equal ``embed_size``; we raise rather than add a hidden projection, so
   a tied model has exactly the parameters its config names.
 
-``apply`` returns unnormalised logits; :func:`nll` applies the log-softmax (in float32) and
-:func:`sample` draws from it. The carry is the stack's list of per-layer carries, so a task can
-carry state across truncated-BPTT windows (``jax.lax.stop_gradient(carry)`` between windows).
+``apply`` returns unnormalised logits; :func:`seqjax.models.losses.cross_entropy` scores them (in
+float32) and :func:`sample` draws from them. The carry is the stack's list of per-layer carries,
+so a task can carry state across truncated-BPTT windows (``jax.lax.stop_gradient(carry)`` between
+windows).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
@@ -35,32 +36,13 @@ import jax.numpy as jnp
 from seqjax.cells.base import Cell
 from seqjax.layers import dropout as dropout_fn
 from seqjax.layers import rnn
+from seqjax.models.base import Model
 
-
-class LanguageModel(NamedTuple):
-    """Pure functions of a recurrent language model.
-
-    Attributes:
-      init: ``key -> params``: ``{"embed": (V, D_e), "rnn": [...], "out": {"b": (V,)}}``, and
-        ``"out"["w"]: (H, V)`` unless the embeddings are tied.
-      initial_carry: ``(params, batch_shape) -> carry``: zeros, one entry per layer.
-      apply: ``(params, tokens, carry=None, *, key=None, train=False, **unroll_kwargs) ->
-        (logits, carry)`` with ``tokens: (*batch, T)`` int and ``logits: (*batch, T, V)``.
-      features: like ``apply`` but returns the top layer's outputs ``(*batch, T, H)`` (after the
-        dropout that precedes the readout) instead of logits.
-      readout: ``(params, hs) -> logits``, so ``apply == readout . features``.
-      vocab_size, embed_size: V and D_e.
-      hidden_size: H, the size of the last layer's output.
-    """
-
-    init: Callable[..., Any]
-    initial_carry: Callable[..., Any]
-    apply: Callable[..., tuple]
-    features: Callable[..., tuple]
-    readout: Callable[..., jax.Array]
-    vocab_size: int
-    embed_size: int
-    hidden_size: int
+#: A language model is a :class:`seqjax.models.base.Model`: ``inputs`` are tokens ``(*batch, T)``,
+#: ``outputs`` logits ``(*batch, T, V)``, ``input_size == output_size == V``, and the carry (one
+#: entry per layer) passes from one window to the next. Params: ``{"embed": (V, D_e), "rnn":
+#: [...], "out": {"b": (V,)}}``, and ``"out"["w"]: (H, V)`` unless the embeddings are tied.
+LanguageModel = Model
 
 
 def stack_of(cell_or_cells: Union[Cell, Sequence[Cell]], num_layers: Optional[int]) -> list:
@@ -108,7 +90,7 @@ def language_model(
     tie_embeddings: bool = False,
     init_scale: float = 0.1,
     param_dtype=jnp.float32,
-) -> LanguageModel:
+) -> Model:
     """Builds a recurrent language model (Zaremba et al. 2014) from any cell(s).
 
     Args:
@@ -130,7 +112,8 @@ def language_model(
 
     Example:
       >>> import jax, jax.numpy as jnp, seqjax
-      >>> from seqjax.models.lm import language_model, nll
+      >>> from seqjax.models.lm import language_model
+      >>> from seqjax.models.losses import cross_entropy
       >>> model = language_model(seqjax.cells.lstm(16), 50, embed_size=16, num_layers=2,
       ...                        dropout=0.2, tie_embeddings=True)
       >>> params = model.init(jax.random.key(0))
@@ -139,7 +122,7 @@ def language_model(
       >>> logits.shape, len(carry)
       ((4, 10, 50), 2)
       >>> logits, carry = model.apply(params, tokens, jax.lax.stop_gradient(carry))  # next window
-      >>> float(nll(logits, tokens)) > 0
+      >>> float(cross_entropy(logits, tokens)) > 0
       True
     """
     cells = stack_of(cell_or_cells, num_layers)
@@ -171,59 +154,71 @@ def language_model(
     def initial_carry(params, batch_shape=()):
         return layer.initial_carry(params["rnn"], batch_shape)
 
-    def features(params, tokens, carry=None, *, key=None, train=False, **unroll_kwargs):
+    def features(
+        params,
+        tokens,
+        carry=None,
+        *,
+        lengths=None,
+        key=None,
+        train=False,
+        embed_delta=None,
+        **unroll_kwargs,
+    ):
         tokens = jnp.asarray(tokens)
         drop = train and (dropout > 0.0 or embed_dropout > 0.0)
         if drop and key is None:
             raise ValueError("train=True with dropout needs a PRNG key: apply(..., key=key)")
         k_type, k_in, k_rnn, k_out = jax.random.split(key, 4) if drop else (None,) * 4
         xs = params["embed"][tokens]  # (*batch, T, D_e): a gather, not a one-hot matmul
+        if embed_delta is not None:
+            xs = xs + embed_delta.astype(xs.dtype)
         if drop and embed_dropout > 0.0:
             scale = word_type_dropout(k_type, tokens, vocab_size, embed_dropout)
             xs = xs * scale[..., None].astype(xs.dtype)
         if drop and dropout > 0.0:
             xs = dropout_fn(k_in, xs, dropout, variational=variational)
-        hs, carry = layer.apply(params["rnn"], xs, carry, key=k_rnn, train=drop, **unroll_kwargs)
+        hs, carry = layer.apply(
+            params["rnn"], xs, carry, lengths=lengths, key=k_rnn, train=drop, **unroll_kwargs
+        )
         if drop and dropout > 0.0:
             hs = dropout_fn(k_out, hs, dropout, variational=variational)
         return hs, carry
 
-    def readout(params, hs):
+    def readout(params, hs, *, lengths=None, key=None, train=False):
+        del lengths, key, train  # one score vector per step, no randomness
         # Tied: the same matrix maps words to vectors and vectors to word scores (Press & Wolf
         # 2017), so gradients from both uses accumulate in params["embed"].
         w = params["embed"].T if tie_embeddings else params["out"]["w"]
         return hs.astype(w.dtype) @ w + params["out"]["b"]
 
-    def apply(params, tokens, carry=None, *, key=None, train=False, **unroll_kwargs):
-        hs, carry = features(params, tokens, carry, key=key, train=train, **unroll_kwargs)
+    def apply(
+        params,
+        tokens,
+        carry=None,
+        *,
+        lengths=None,
+        key=None,
+        train=False,
+        embed_delta=None,
+        **unroll_kwargs,
+    ):
+        hs, carry = features(
+            params,
+            tokens,
+            carry,
+            lengths=lengths,
+            key=key,
+            train=train,
+            embed_delta=embed_delta,
+            **unroll_kwargs,
+        )
         return readout(params, hs), carry
 
-    return LanguageModel(init, initial_carry, apply, features, readout, vocab_size, embed_size, H)
+    def top(params, tokens, *, lengths=None):
+        return layer.top(params["rnn"], params["embed"][jnp.asarray(tokens)], lengths=lengths)
 
-
-def nll(logits: jax.Array, targets: jax.Array, mask: Optional[jax.Array] = None) -> jax.Array:
-    r"""Mean negative log-likelihood per token, :math:`-\frac{1}{N}\sum_t m_t \log p(y_t)`.
-
-    The log-softmax runs in float32 whatever the logits' dtype: in bfloat16 (8 bits of mantissa)
-    the log-sum-exp over a large vocabulary loses the small differences the loss is made of.
-
-    Args:
-      logits: ``(*batch, T, V)`` unnormalised scores.
-      targets: ``(*batch, T)`` int token ids.
-      mask: optional ``(*batch, T)``; tokens where it is 0/False are left out of the mean (padding).
-        The mean is over the ``sum(mask)`` counted tokens (0 if there are none).
-
-    Returns:
-      A float32 scalar. Perplexity is ``exp(nll)``; bits per character ``nll / log(2)``.
-    """
-    # By hand, not optax's cross-entropy: importing optax loads absl, and this module stays free
-    # of side-effect libraries (tests/test_imports.py, DESIGN.md).
-    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    picked = jnp.take_along_axis(logp, jnp.asarray(targets)[..., None], axis=-1)[..., 0]
-    if mask is None:
-        return -jnp.mean(picked)
-    m = jnp.asarray(mask).astype(jnp.float32)
-    return -jnp.sum(picked * m) / jnp.maximum(jnp.sum(m), 1.0)
+    return Model(init, initial_carry, features, readout, apply, top, vocab_size, vocab_size, H)
 
 
 def _draw(key, logits, temperature, top_k):
@@ -244,7 +239,7 @@ def _draw(key, logits, temperature, top_k):
 
 def sample(
     params,
-    model: LanguageModel,
+    model: Model,
     prompt_tokens: jax.Array,
     length: int,
     key: jax.Array,
@@ -261,7 +256,7 @@ def sample(
 
     Args:
       params: the model's parameters.
-      model: a :class:`LanguageModel`.
+      model: a language model (:func:`language_model`).
       prompt_tokens: ``(*batch, P)`` int, ``P >= 1``.
       length: number of tokens to generate (static under ``jit``).
       key: PRNG key; the same key gives the same tokens.
@@ -282,8 +277,8 @@ def sample(
       >>> gen(params, prompt_tokens=jnp.ones((2, 3), jnp.int32), key=jax.random.key(1)).shape
       (2, 5)
     """
-    if top_k is not None and not 1 <= top_k <= model.vocab_size:
-        raise ValueError(f"top_k={top_k!r}: must be in [1, vocab_size={model.vocab_size}]")
+    if top_k is not None and not 1 <= top_k <= model.output_size:
+        raise ValueError(f"top_k={top_k!r}: must be in [1, vocab_size={model.output_size}]")
     prompt_tokens = jnp.asarray(prompt_tokens)
     if prompt_tokens.ndim < 1 or prompt_tokens.shape[-1] < 1:
         raise ValueError(f"prompt_tokens.shape={prompt_tokens.shape}: need at least one token")
@@ -299,4 +294,4 @@ def sample(
     return jnp.moveaxis(tokens, 0, -1)  # time-major scan output -> (*batch, length)
 
 
-__all__ = ["LanguageModel", "language_model", "nll", "sample", "stack_of", "word_type_dropout"]
+__all__ = ["LanguageModel", "language_model", "sample", "stack_of", "word_type_dropout"]

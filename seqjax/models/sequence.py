@@ -14,34 +14,21 @@ Le et al. 2015, sec. 4.1), with ``"last"`` for regression/classification of a wh
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
 
 from seqjax.cells.base import Cell
 from seqjax.layers import rnn
+from seqjax.models.base import Model
 
 READOUTS = ("last", "every")
 
-
-class SequenceModel(NamedTuple):
-    """Pure functions of a sequence model.
-
-    Attributes:
-      init: ``key -> params``, ``{"rnn": [...], "readout": {"w": (H, O), "b": (O,)}}``.
-      apply: ``(params, xs, *, lengths=None, key=None, train=False) -> outputs`` with
-        ``xs: (*batch, T, input_size)``; outputs ``(*batch, O)`` for ``readout="last"`` and
-        ``(*batch, T, O)`` for ``"every"``.
-      input_size, output_size: I and O.
-      readout: ``"last"`` or ``"every"``.
-    """
-
-    init: Callable[..., Any]
-    apply: Callable[..., jax.Array]
-    input_size: int
-    output_size: int
-    readout: str
+#: A sequence model is a :class:`seqjax.models.base.Model`: ``inputs`` are ``xs: (*batch, T, I)``
+#: and ``outputs`` are ``(*batch, O)`` for ``readout="last"``, ``(*batch, T, O)`` for ``"every"``;
+#: params ``{"rnn": [...], "readout": {"w": (H, O), "b": (O,)}}``.
+SequenceModel = Model
 
 
 def last_valid(ys: jax.Array, lengths: Optional[jax.Array]) -> jax.Array:
@@ -63,7 +50,7 @@ def sequence_model(
     readout: str = "last",
     dropout_rate: float = 0.0,
     param_dtype=jnp.float32,
-) -> SequenceModel:
+) -> Model:
     """A stack of ``num_layers`` recurrent layers of ``cell`` and a linear readout.
 
     Args:
@@ -79,7 +66,8 @@ def sequence_model(
       >>> import jax, jax.numpy as jnp, seqjax
       >>> model = sequence_model(seqjax.cells.lstm(8), input_size=2, output_size=1)
       >>> params = model.init(jax.random.key(0))
-      >>> model.apply(params, jnp.ones((4, 10, 2))).shape
+      >>> outputs, carry = model.apply(params, jnp.ones((4, 10, 2)))
+      >>> outputs.shape
       (4, 1)
     """
     if readout not in READOUTS:
@@ -87,6 +75,7 @@ def sequence_model(
     layer = rnn(cell, num_layers, dropout_rate=dropout_rate)
     hidden = layer.output_size
     w_init = jax.nn.initializers.lecun_normal()
+    every = readout == "every"
 
     def init(key):
         k_rnn, k_out = jax.random.split(key)
@@ -98,14 +87,28 @@ def sequence_model(
             },
         }
 
-    def apply(params, xs, *, lengths=None, key=None, train=False):
-        ys, _ = layer.apply(params["rnn"], xs, lengths=lengths, key=key, train=train)
-        if readout == "last":
+    def initial_carry(params, batch_shape=()):
+        return layer.initial_carry(params["rnn"], batch_shape)
+
+    def features(params, xs, carry=None, *, lengths=None, key=None, train=False, embed_delta=None):
+        del embed_delta  # the inputs are vectors already
+        return layer.apply(params["rnn"], xs, carry, lengths=lengths, key=key, train=train)
+
+    def head(params, ys, *, lengths=None, key=None, train=False):
+        del key, train  # no randomness after the stack
+        if not every:
             ys = last_valid(ys, lengths)
         w, b = params["readout"]["w"], params["readout"]["b"]
         return ys.astype(w.dtype) @ w + b
 
-    return SequenceModel(init, apply, input_size, output_size, readout)
+    def apply(params, xs, carry=None, *, lengths=None, key=None, train=False, embed_delta=None):
+        ys, carry = features(params, xs, carry, lengths=lengths, key=key, train=train)
+        return head(params, ys, lengths=lengths), carry
+
+    def top(params, xs, *, lengths=None):
+        return layer.top(params["rnn"], xs, lengths=lengths)
+
+    return Model(init, initial_carry, features, head, apply, top, input_size, output_size, hidden)
 
 
 __all__ = ["READOUTS", "SequenceModel", "last_valid", "sequence_model"]

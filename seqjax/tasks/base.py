@@ -10,8 +10,8 @@ A task module exposes ``build(config) -> Task``. The loop never looks inside bat
 * ``batch(step) -> dict of numpy arrays``: the training batch for global step ``step``, a
   deterministic function of the config's seed and ``step`` alone. So the data iterator's position
   *is* the step, and resuming at step ``n`` replays exactly the batches an uninterrupted run sees.
-* ``evaluate(params, split) -> dict[str, float]``: metrics on a held-out split (host loop over
-  jitted functions).
+* ``evaluate(params, split) -> dict[str, float]``: metrics on a held-out split (one jitted
+  function per batch whose sums :func:`accumulate` adds up on the host).
 * ``eval_splits``: the splits ``evaluate`` accepts, the first one being the validation split.
 * ``best_metric`` / ``best_mode``: the validation metric that picks the best checkpoint and whether
   lower (``"min"``) or higher (``"max"``) is better.
@@ -36,7 +36,12 @@ depend on anything outside its config but files the config names. Tests wrap a t
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, Iterable, NamedTuple, Optional
+
+import jax
+import numpy as np
+
+from seqjax.errors import UserError
 
 
 class Task(NamedTuple):
@@ -52,3 +57,36 @@ class Task(NamedTuple):
     units: str = "examples"
     units_per_batch: int = 0
     diagnose: Optional[Callable[..., dict]] = None
+
+
+def check_split(split: str, splits: tuple) -> None:
+    """A :class:`UserError` naming the choices when ``split`` is not one of ``splits``."""
+    if split not in splits:
+        raise UserError(f"split={split!r}: choose one of {', '.join(splits)}")
+
+
+def accumulate(step: Callable, batches: Iterable, carry: Any = None) -> tuple[dict, Any]:
+    """Sums, on the host in float64, what ``step(carry, batch) -> (carry, sums)`` returns for each
+    of ``batches``; returns ``(totals, final carry)``.
+
+    ``sums`` is a dict of arrays (scalars, or e.g. a confusion matrix) that add up over batches;
+    the evaluation of every task is one jitted ``step`` and this loop (the carry is the LM's state
+    across windows, ``None`` elsewhere).
+
+    Example:
+      >>> totals, _ = accumulate(lambda c, b: (c, {"count": len(b), "loss": sum(b)}), [[1, 2], [3]])
+      >>> means(totals)
+      {'loss': 2.0}
+    """
+    totals: dict = {}
+    for b in batches:
+        carry, sums = step(carry, b)
+        for k, v in jax.device_get(sums).items():
+            totals[k] = totals.get(k, 0.0) + np.asarray(v, np.float64)
+    return totals, carry
+
+
+def means(totals: dict, count: str = "count") -> dict[str, float]:
+    """Every scalar total divided by ``totals[count]`` (at least 1), as Python floats."""
+    n = max(float(totals.get(count, 0.0)), 1.0)
+    return {k: float(v) / n for k, v in totals.items() if k != count and np.ndim(v) == 0}

@@ -11,8 +11,9 @@ read by :func:`seqjax.data.vectors.load_vectors`).
 Loss: the mean cross-entropy :math:`-\frac1B\sum_i \log p_\theta(y_i \mid x_i)`, in float32.
 With ``train.label_smoothing`` :math:`= \alpha > 0` (Szegedy et al. 2016) the training target is
 :math:`(1-\alpha)\,\mathrm{onehot}(y) + \alpha/C` over the :math:`C` classes
-(:func:`optax.smooth_labels`), i.e. the loss :math:`-\sum_k q_k \log p_\theta(k \mid x)`; the
-evaluated loss stays the plain cross-entropy, so validation losses compare across settings.
+(:func:`seqjax.models.losses.cross_entropy_terms`), i.e. the loss
+:math:`-\sum_k q_k \log p_\theta(k \mid x)`; the evaluated loss stays the plain cross-entropy,
+so validation losses compare across settings.
 
 With ``train.adversarial_eps`` :math:`= \epsilon > 0` (adversarial training, Miyato et al. 2017,
 "Adversarial training methods for semi-supervised text classification") the training loss is
@@ -48,65 +49,95 @@ from typing import Mapping, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from seqjax import data as data_lib
+from seqjax import schema
+from seqjax.data import config as data_config
 from seqjax.data.vectors import load_vectors
 from seqjax.errors import UserError
-from seqjax.models import build_cell
+from seqjax.models import build_cell, losses
+from seqjax.models.base import Model
 from seqjax.models.classifier import (
+    ACTIVATIONS,
     POOLINGS,
-    SequenceClassifier,
     init_embedding_from,
     sequence_classifier,
 )
-from seqjax.tasks.base import Task
+from seqjax.models.precision import with_compute_dtype
+from seqjax.tasks import diagnostics as diagnostics_lib
+from seqjax.tasks.base import Task, accumulate, check_split
 
 log = logging.getLogger(__name__)
 
-EVAL_BATCH_SIZE = 256  # default of train.eval_batch_size
+_RATE = dict(low=0.0, high=1.0, high_open=True)
+
+#: The fields of this task besides those every task has (seqjax.train.config).
+FIELDS: dict[str, schema.Field] = {
+    "data.name": schema.text("", "a label for logs and checkpoints"),
+    **data_config.FIELDS,
+    **data_config.LABELLED_FIELDS,
+    "data.label_names": schema.text(
+        "", "names shown for the labels, one per label in id order; '' = the labels themselves"
+    ),
+    "model.embed_size": schema.integer(128, "D_e, the word-vector size", low=1),
+    "model.bidirectional": schema.flag(False, "each layer also reads the text backwards"),
+    "model.pooling": schema.choice(
+        "last", POOLINGS, "how the steps are summarised: " + " | ".join(POOLINGS)
+    ),
+    "model.attention_size": schema.integer(
+        0, "attention pooling: size of its hidden layer; 0: the encoder's output size", low=0
+    ),
+    "model.mlp_hidden": schema.ints((), "hidden layer sizes of the head; () = linear", low=1),
+    "model.mlp_activation": schema.choice("relu", tuple(ACTIVATIONS), "the head's activation"),
+    "model.dropout": schema.number(
+        0.0, "dropout on the embedding output, between layers and before each dense layer", **_RATE
+    ),
+    "model.variational": schema.flag(False, "one dropout mask per text for every step"),
+    "model.word_dropout": schema.number(0.0, "probability of replacing a token by <unk>", **_RATE),
+    "model.encoder_dropout": schema.number(
+        0.0, "dropout on the top layer's outputs before pooling", **_RATE
+    ),
+    "model.init_scale": schema.number(
+        0.1, "a random embedding starts U(-s, s)", low=0.0, low_open=True
+    ),
+    "model.embeddings_file": schema.text(
+        "", "GloVe-format word vectors to start the embedding from ('' = random)"
+    ),
+    "train.eval_batch_size": schema.integer(256, "examples per evaluation batch", low=1),
+    "train.label_smoothing": schema.number(
+        0.0, "train on (1 - a) onehot + a / classes (Szegedy et al. 2016)", **_RATE
+    ),
+    "train.adversarial_eps": schema.number(
+        0.0, "> 0: also train on word vectors moved by eps (Miyato et al. 2017)", low=0.0
+    ),
+    "train.adversarial_start": schema.integer(
+        0, "the step from which the adversarial term counts", low=0
+    ),
+}
 
 
-def _field(cfg: Mapping, key: str, default):
-    value = cfg.get(key, default) if hasattr(cfg, "get") else default
-    return default if value is None else value
-
-
-def model_from(
-    model_cfg: Mapping, vocab_size: int, num_classes: int, unk_id: int | None
-) -> SequenceClassifier:
-    """The classifier a ``model.*`` config describes (the same for training and ``predict``)."""
-    pooling = _field(model_cfg, "pooling", "last")
-    if pooling not in POOLINGS:
-        raise UserError(f"model.pooling={pooling!r}: choose one of {', '.join(POOLINGS)}")
-    mlp_hidden = _field(model_cfg, "mlp_hidden", ())
-    if isinstance(mlp_hidden, int):
-        mlp_hidden = (mlp_hidden,) if mlp_hidden > 0 else ()
-    if not all(isinstance(h, int) and h > 0 for h in mlp_hidden):
-        raise UserError(f"model.mlp_hidden={mlp_hidden!r}: give positive layer sizes, e.g. (256,)")
-    embed_size = _field(model_cfg, "embed_size", 0)
-    if not isinstance(embed_size, int) or embed_size <= 0:
-        raise UserError(f"model.embed_size={embed_size!r}: must be a positive integer")
-    try:
-        return sequence_classifier(
-            build_cell(model_cfg),
-            vocab_size,
-            num_classes,
-            embed_size=embed_size,
-            num_layers=model_cfg["num_layers"],
-            bidirectional=bool(_field(model_cfg, "bidirectional", False)),
-            pooling=pooling,
-            mlp_hidden=tuple(mlp_hidden),
-            mlp_activation=_field(model_cfg, "mlp_activation", "relu"),
-            dropout=float(_field(model_cfg, "dropout", 0.0)),
-            variational=bool(_field(model_cfg, "variational", False)),
-            word_dropout=float(_field(model_cfg, "word_dropout", 0.0)),
-            unk_id=unk_id,
-            encoder_dropout=float(_field(model_cfg, "encoder_dropout", 0.0)),
-            init_scale=_field(model_cfg, "init_scale", 0.1),
-        )
-    except ValueError as e:  # "dropout=1.5: must be ..." names the field
-        raise UserError(f"model.{e}") from None
+def model_from(model_cfg: Mapping, vocab_size: int, num_classes: int, unk_id: int | None) -> Model:
+    """The classifier a (complete, valid) ``model.*`` config describes, in its compute dtype (the
+    same for training and ``predict``)."""
+    model = sequence_classifier(
+        build_cell(model_cfg),
+        vocab_size,
+        num_classes,
+        embed_size=model_cfg["embed_size"],
+        num_layers=model_cfg["num_layers"],
+        bidirectional=model_cfg["bidirectional"],
+        pooling=model_cfg["pooling"],
+        attention_size=model_cfg["attention_size"] or None,
+        mlp_hidden=tuple(model_cfg["mlp_hidden"]),
+        mlp_activation=model_cfg["mlp_activation"],
+        dropout=model_cfg["dropout"],
+        variational=model_cfg["variational"],
+        word_dropout=model_cfg["word_dropout"],
+        unk_id=unk_id,
+        encoder_dropout=model_cfg["encoder_dropout"],
+        init_scale=model_cfg["init_scale"],
+    )
+    return with_compute_dtype(model, model_cfg["compute_dtype"])
 
 
 def display_names(labels: Sequence[str], names) -> tuple[str, ...]:
@@ -175,17 +206,6 @@ def metrics_from_confusion(confusion: np.ndarray, label_names: Sequence[str]) ->
     return out
 
 
-def cross_entropy(logits: jax.Array, labels: jax.Array, smoothing: float = 0.0) -> jax.Array:
-    """Per-example :math:`-\\log \\mathrm{softmax}(\\mathrm{logits})_y`, in float32; with
-    ``smoothing`` :math:`\\alpha > 0` the cross-entropy against the smoothed target
-    :math:`(1-\\alpha)\\,\\mathrm{onehot}(y) + \\alpha / C`."""
-    logits = logits.astype(jnp.float32)
-    if smoothing > 0.0:
-        target = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), smoothing)
-        return optax.softmax_cross_entropy(logits, target)
-    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-
-
 # ----------------------------------------------------------------------------- the task
 
 
@@ -200,20 +220,27 @@ def adversarial_delta(g: jax.Array, eps: float) -> jax.Array:
     return eps * g / jnp.maximum(norm, jnp.finfo(g.dtype).tiny)
 
 
+def confusion_counts(labels: jax.Array, predictions: jax.Array, num_classes: int) -> jax.Array:
+    """The confusion matrix ``M[j, k]`` of a batch, on the device (float32 counts)."""
+    return jnp.zeros((num_classes, num_classes), jnp.float32).at[labels, predictions].add(1.0)
+
+
 def build(config) -> Task:
-    """The classification task of ``config`` (``config.data``: see :mod:`seqjax.data`)."""
+    """The classification task of a complete, valid ``config`` (``config.data``: see
+    :mod:`seqjax.data`)."""
     data = data_lib.load_classification(config.data)
     if "validation" not in data.splits:
         raise UserError(
             "data.validation_files: the task needs a validation split (give a file or keep "
             "data.validation_fraction > 0)"
         )
-    labels = display_names(data.labels, _field(config.data, "label_names", ""))
+    labels = display_names(data.labels, config.data.label_names)
     if len(labels) < 2:
         raise UserError(f"data.labels={list(labels)!r}: a classifier needs at least two labels")
     tokenizer = data.tokenizer
-    model = model_from(config.model, tokenizer.vocab_size, len(labels), tokenizer.unk_id)
-    vectors_file = _field(config.model, "embeddings_file", "")
+    num_classes = len(labels)
+    model = model_from(config.model, tokenizer.vocab_size, num_classes, tokenizer.unk_id)
+    vectors_file = config.model.embeddings_file
     pretrained = None
     if vectors_file:
         pretrained = load_vectors(vectors_file, tokenizer, config.model.embed_size)
@@ -223,11 +250,9 @@ def build(config) -> Task:
             tokenizer.vocab_size,
             vectors_file,
         )
-    seed, batch_size = config.seed, config.train.batch_size
-    smoothing = float(_field(config.train, "label_smoothing", 0.0))  # checked by config.validate
-    adversarial_eps = float(_field(config.train, "adversarial_eps", 0.0))  # checked there too
-    adversarial_start = int(_field(config.train, "adversarial_start", 0))
-    eval_batch_size = _field(config.train, "eval_batch_size", EVAL_BATCH_SIZE)
+    tc = config.train
+    seed, batch_size = config.seed, tc.batch_size
+    smoothing, adversarial_eps = tc.label_smoothing, tc.adversarial_eps
     train_split = data.splits["train"]
     data_lib.classify_steps_per_epoch(train_split, batch_size)  # batch larger than the data
 
@@ -238,10 +263,16 @@ def build(config) -> Task:
         return params
 
     def nll_of(params, batch, key, train, delta=None):  # per example, and the logits
-        logits = model.apply(
-            params, batch["tokens"], batch["lengths"], key=key, train=train, embed_delta=delta
+        logits, _ = model.apply(
+            params,
+            batch["tokens"],
+            lengths=batch["lengths"],
+            key=key,
+            train=train,
+            embed_delta=delta,
         )
-        return cross_entropy(logits, batch["labels"], smoothing if train else 0.0), logits
+        terms = losses.cross_entropy_terms(logits, batch["labels"], smoothing if train else 0.0)
+        return terms, logits
 
     def loss(params, state, batch, key, train):
         if not (train and adversarial_eps > 0.0):
@@ -251,8 +282,7 @@ def build(config) -> Task:
             nll, logits, adv = adversarial_loss(params, batch, key)
             metrics = {"clean_loss": nll, "adversarial_loss": jnp.mean(adv)}
             nll = nll + jnp.mean(batch["adversarial"] * adv)  # 0 before train.adversarial_start
-        correct = (jnp.argmax(logits, axis=-1) == batch["labels"]).astype(jnp.float32)
-        return nll, (state, {"accuracy": jnp.mean(correct), **metrics})
+        return nll, (state, {"accuracy": losses.accuracy(logits, batch["labels"]), **metrics})
 
     def adversarial_loss(params, batch, key):
         # One forward pass serves both the clean loss (differentiated by the trainer) and the
@@ -271,37 +301,50 @@ def build(config) -> Task:
     def batch(step: int) -> dict:
         b = data_lib.classify_batch(train_split, batch_size, seed, int(step))
         if adversarial_eps > 0.0:  # the weight of the adversarial term, per example
-            b["adversarial"] = np.full(
-                len(b["labels"]), float(step >= adversarial_start), np.float32
-            )
+            weight = float(step >= tc.adversarial_start)
+            b["adversarial"] = np.full(len(b["labels"]), weight, np.float32)
         return b
 
     @jax.jit
     def eval_batch(params, b):
-        logits = model.apply(params, b["tokens"], b["lengths"])
-        return jnp.sum(cross_entropy(logits, b["labels"])), jnp.argmax(logits, axis=-1)
-
-    def evaluate(params, split: str = "validation") -> dict:
-        if split not in data.splits:
-            raise UserError(f"split={split!r}: choose one of {', '.join(eval_splits)}")
-        total, truth, predicted = 0.0, [], []
-        for b in data_lib.classify_eval_batches(data.splits[split], eval_batch_size):
-            nll, pred = eval_batch(params, {k: b[k] for k in ("tokens", "lengths", "labels")})
-            total += float(nll)
-            truth.append(b["labels"])
-            predicted.append(np.asarray(pred))
-        truth, predicted = np.concatenate(truth), np.concatenate(predicted)
-        m = confusion_matrix(truth, predicted, len(labels))
-        return {"loss": total / len(truth), **metrics_from_confusion(m, labels)}
+        logits, _ = model.apply(params, b["tokens"], lengths=b["lengths"])
+        predictions = jnp.argmax(logits, axis=-1)
+        return {
+            "count": b["labels"].shape[0],
+            "loss": jnp.sum(losses.cross_entropy_terms(logits, b["labels"])),
+            "confusion": confusion_counts(b["labels"], predictions, num_classes),
+        }
 
     eval_splits = tuple(s for s in ("validation", "test", "train") if s in data.splits)
+
+    def evaluate(params, split: str = "validation") -> dict:
+        check_split(split, eval_splits)
+        batches = (
+            {k: b[k] for k in ("tokens", "lengths", "labels")}
+            for b in data_lib.classify_eval_batches(data.splits[split], tc.eval_batch_size)
+        )
+        totals, _ = accumulate(lambda c, b: (c, eval_batch(params, b)), batches)
+        loss_mean = float(totals["loss"]) / float(totals["count"])
+        return {"loss": loss_mean, **metrics_from_confusion(totals["confusion"], labels)}
+
+    def example_losses(logits, b):
+        return losses.cross_entropy_terms(logits, b["labels"])
+
+    probe = diagnostics_lib.probe(model, example_losses, "tokens") if model.top else None
+
+    def diagnose(params, batch=None) -> dict:
+        if batch is None:  # the first training-batch-sized batch of the validation split
+            b = next(iter(data_lib.classify_eval_batches(data.splits["validation"], batch_size)))
+            batch = {k: b[k] for k in ("tokens", "lengths", "labels")}
+        return probe(params, batch)
+
     metadata = {
         **data.metadata,
         "task": "classify",
         "labels": list(labels),
         "raw_labels": list(data.labels),
-        "problem": str(_field(config.data, "name", "")),
-        "num_classes": len(labels),
+        "problem": config.data.name,
+        "num_classes": num_classes,
         "embeddings_rows": 0 if pretrained is None else len(pretrained[1]),
     }
     return Task(
@@ -316,15 +359,16 @@ def build(config) -> Task:
         metadata=metadata,
         units="examples",
         units_per_batch=batch_size,
+        diagnose=diagnose if probe is not None else None,
     )
 
 
 __all__ = [
-    "EVAL_BATCH_SIZE",
+    "FIELDS",
     "adversarial_delta",
     "build",
+    "confusion_counts",
     "confusion_matrix",
-    "cross_entropy",
     "display_names",
     "metrics_from_confusion",
     "model_from",

@@ -1,20 +1,21 @@
 r"""Gradient-flow diagnostics of a sequence model during training: the task/analysis seam.
 
-:func:`probe` closes over a task's model and loss and returns a jitted
-``(params, batch) -> dict`` built on :mod:`seqjax.analysis`:
+:func:`probe` closes over a task's model (the contract of :class:`seqjax.models.base.Model`) and
+its per-example loss and returns a jitted ``(params, batch) -> dict`` built on
+:mod:`seqjax.analysis`, using only what the top cell declares it can do (its ``recurrent_blocks``,
+``activation_bound`` and ``gates``):
 
 * ``"grad_h"``: :math:`\|\partial L / \partial h_t\|` of the top recurrent layer for every distance
   :math:`k = T - t` (:func:`seqjax.analysis.grad_norms_per_step`; Bengio et al. 1994, Pascanu et al.
   2013, sec. 2.1), with :math:`L` each example's own loss, averaged over the batch. The loop logs
   it at a few distances (:func:`at_distances`: ``grad_h/k=0``, ``k=1``, ``k=10``, ``k=T/2``,
   ``k=T``).
-* for cells with ``cell.recurrent_blocks``: ``"spectral_radius"`` and ``"max_singular_value"`` of
-  the top layer's recurrent matrices (the largest over blocks; per block as
-  ``"spectral_radius/<block>"`` where there is more than one), and for cells with
-  ``cell.activation_bound`` (Elman) ``"pascanu_rate"`` :math:`= \gamma \lambda_1`, the per-step
-  factor of Pascanu et al.'s bound :math:`\|\partial h_T / \partial h_t\| \le
-  (\gamma\lambda_1)^{T-t}`.
-* for cells with ``cell.gates``: ``"gate/<name>/mean"`` and ``"gate/<name>/saturated"``
+* ``"spectral_radius"`` and ``"max_singular_value"`` of the top layer's recurrent matrices (the
+  largest over gate blocks; per block as ``"spectral_radius/<block>"`` for gated cells), and for
+  an Elman-type cell (one with an ``activation_bound`` :math:`\gamma`) ``"pascanu_rate"``
+  :math:`= \gamma \lambda_1`, the per-step factor of Pascanu et al.'s bound
+  :math:`\|\partial h_T / \partial h_t\| \le (\gamma\lambda_1)^{T-t}`.
+* ``"gate/<name>/mean"`` and ``"gate/<name>/saturated"`` for the cell's gates
   (:func:`seqjax.analysis.gate_stats`).
 
 Padded batches (``lengths``) read the output at each sequence's last valid step, so there ``k``
@@ -30,8 +31,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from seqjax import analysis
-from seqjax.layers import rnn
-from seqjax.models.sequence import last_valid
 
 
 def distances(T: int) -> tuple[int, ...]:
@@ -57,56 +56,57 @@ def at_distances(diag: dict) -> dict[str, float]:
     return out
 
 
-def probe(model, cell, loss_fn: Callable, config) -> Callable[[dict, dict], dict]:
-    """A jitted ``(params, batch) -> diagnostics`` for a :func:`seqjax.models.sequence_model`.
+def per_example(loss_fn: Callable, keys: tuple) -> Callable:
+    """``(outputs, batch) -> (B,)``: ``loss_fn(outputs, batch)[0]`` of each example alone, reading
+    ``batch[k]`` for the ``keys`` present (the arrays with a leading batch axis)."""
 
-    Args:
-      model: the sequence model (its ``readout``: ``"last"`` or ``"every"``).
-      cell: its recurrent cell (every layer uses it; the top layer is measured).
-      loss_fn: ``(outputs, batch) -> (mean loss, metrics)``; applied to each example alone.
-      config: the experiment config (``model.num_layers``).
-    """
-    num_layers = config.model.num_layers
-    lower = rnn(cell, num_layers - 1) if num_layers > 1 else None
+    def losses(outputs, batch):
+        parts = {k: batch[k] for k in keys if k in batch}
 
-    def per_example_loss(outputs, batch):
         def one(o, b):
             value, _ = loss_fn(o[None], jax.tree.map(lambda a: a[None], b))
             return value
 
-        return jax.vmap(one)(outputs, batch)
+        return jax.vmap(one)(outputs, parts)
+
+    return losses
+
+
+def probe(model, example_losses: Callable, inputs: str) -> Callable[[dict, dict], dict]:
+    """A jitted ``(params, batch) -> diagnostics`` for any model of the contract
+    (:class:`seqjax.models.base.Model`) whose top layer runs one way (``model.top``).
+
+    Args:
+      model: the model; its top recurrent layer is measured.
+      example_losses: ``(outputs, batch) -> (B,)``, each example's loss (:func:`per_example`).
+      inputs: the batch key of the model's inputs (``"x"``, ``"tokens"``, ``"inputs"``).
+    """
 
     def run(params, batch):
-        xs, lengths = batch["x"], batch.get("lengths")
-        if lower is not None:
-            xs, _ = lower.apply(params["rnn"][:-1], xs, lengths=lengths)
-        top = params["rnn"][-1]
-        w, b = params["readout"]["w"], params["readout"]["b"]
-        targets = {k: v for k, v in batch.items() if k not in ("x", "lengths")}
+        lengths = batch.get("lengths")
+        cell, top, xs = model.top(params, batch[inputs], lengths=lengths)
 
         def losses(ys, _final):
-            if model.readout == "last":
-                ys = last_valid(ys, lengths)
-            return per_example_loss(ys.astype(w.dtype) @ w + b, targets)
+            return example_losses(model.readout(params, ys, lengths=lengths), batch)
 
         g = analysis.grad_norms_per_step(cell, top, xs, losses)
         out = {"grad_h": g.total, "loss": g.loss}
         if cell.recurrent_blocks is not None:
-            spec = analysis.recurrent_spectrum(cell, top)
-            out["spectral_radius"] = jnp.max(jnp.stack([s.spectral_radius for s in spec.values()]))
-            out["max_singular_value"] = jnp.max(
-                jnp.stack([s.max_singular_value for s in spec.values()])
-            )
-            if len(spec) > 1:
-                for name, s in spec.items():
-                    out[f"spectral_radius/{name}"] = s.spectral_radius
-                    out[f"max_singular_value/{name}"] = s.max_singular_value
+            names, blocks = zip(*cell.recurrent_blocks(top).items())
+            blocks = jnp.stack(blocks)
+            radius = analysis.spectral_radius(blocks)
+            sv = analysis.max_singular_value(blocks)
+            out["spectral_radius"], out["max_singular_value"] = jnp.max(radius), jnp.max(sv)
+            if len(names) > 1:
+                for i, name in enumerate(names):
+                    out[f"spectral_radius/{name}"] = radius[i]
+                    out[f"max_singular_value/{name}"] = sv[i]
             if cell.activation_bound is not None:
                 out["pascanu_rate"] = cell.activation_bound * out["max_singular_value"]
-        if analysis.has_gates(cell):
-            for name, s in analysis.gate_stats(cell, top, xs).items():
-                out[f"gate/{name}/mean"] = s.mean
-                out[f"gate/{name}/saturated"] = s.saturated
+        if cell.gates is not None:
+            for name, stats in analysis.gate_stats(cell, top, xs).items():
+                out[f"gate/{name}/mean"] = stats.mean
+                out[f"gate/{name}/saturated"] = stats.saturated
         return out
 
     return jax.jit(run)
@@ -134,4 +134,4 @@ def decay_rate(grad_h, skip: int = 1) -> float:
     return float(np.exp(slope))
 
 
-__all__ = ["at_distances", "decay_rate", "distances", "probe"]
+__all__ = ["at_distances", "decay_rate", "distances", "per_example", "probe"]

@@ -24,64 +24,108 @@ options, with ``model.num_layers``, ``model.embed_size``, ``model.dropout``, ``m
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Mapping
 
 import jax
 import jax.numpy as jnp
 
 from seqjax import data as data_lib
+from seqjax import schema
+from seqjax.data import config as data_config
 from seqjax.errors import UserError
-from seqjax.models import build_cell
-from seqjax.models.lm import LanguageModel, language_model, nll
-from seqjax.tasks.base import Task
+from seqjax.models import build_cell, losses
+from seqjax.models.base import Model
+from seqjax.models.lm import language_model
+from seqjax.models.precision import with_compute_dtype
+from seqjax.tasks import diagnostics as diagnostics_lib
+from seqjax.tasks.base import Task, accumulate, check_split
 
 LN2 = math.log(2.0)
 
-#: ``model.*`` fields of the language model besides the cell's own (with their defaults).
-MODEL_DEFAULTS: dict[str, Any] = {
-    "embed_size": 0,  # 0: the hidden size
-    "dropout": 0.0,
-    "variational": False,
-    "embed_dropout": 0.0,
-    "tie_embeddings": False,
-    "init_scale": 0.1,
+_RATE = dict(low=0.0, high=1.0, high_open=True)
+
+#: The fields of this task besides those every task has (seqjax.train.config).
+FIELDS: dict[str, schema.Field] = {
+    "data.name": schema.text("", "a label for logs and checkpoints"),
+    "data.seq_len": schema.integer(64, "T: the truncated-BPTT window", low=1),
+    "data.eval_batch_size": schema.integer(
+        0, "rows the evaluation stream is laid out in (state carried); 0: train.batch_size", low=0
+    ),
+    **data_config.FIELDS,
+    "model.embed_size": schema.integer(0, "D_e, the word-vector size; 0: the hidden size", low=0),
+    "model.dropout": schema.number(
+        0.0, "dropout on the embedding output, between layers and before the readout", **_RATE
+    ),
+    "model.variational": schema.flag(False, "one dropout mask per window (Gal & Ghahramani 2016)"),
+    "model.embed_dropout": schema.number(
+        0.0, "drop whole word types (Gal & Ghahramani 2016)", **_RATE
+    ),
+    "model.tie_embeddings": schema.flag(
+        False, "readout = embedding transposed (Press & Wolf 2017)"
+    ),
+    "model.init_scale": schema.number(
+        0.1,
+        "the embedding and readout start U(-s, s) (Zaremba et al. 2014)",
+        low=0.0,
+        low_open=True,
+    ),
+    "sample.length": schema.run_control(
+        schema.integer(0, "tokens WORKDIR/sample.txt gets after training; 0: no sample", low=0)
+    ),
+    "sample.prompt": schema.run_control(schema.text("\n", "the text that sample continues")),
+    "sample.temperature": schema.run_control(
+        schema.number(0.8, "divides the logits; 0 = greedy", low=0.0)
+    ),
+    "sample.top_k": schema.run_control(
+        schema.integer(40, "draw among the k likeliest tokens; 0 = all", low=0)
+    ),
+    "sample.seed": schema.run_control(schema.integer(0, "PRNG seed of the sample", low=0)),
 }
 
 
-def _model_option(model_cfg: Mapping, key: str) -> Any:
-    value = model_cfg.get(key)
-    return MODEL_DEFAULTS[key] if value is None else value
+def _tied(tie, embed_size, hidden_size):
+    if tie and embed_size not in (0, hidden_size):
+        return "model.tie_embeddings", (
+            f"needs model.embed_size equal to model.hidden_size={hidden_size} (or 0); it is "
+            f"{embed_size}"
+        )
+    return None
 
 
-def build_model(model_cfg: Mapping, vocab_size: int) -> LanguageModel:
-    """The language model of ``config.model`` for a vocabulary of ``vocab_size`` ids.
+RULES = (schema.Rule(("model.tie_embeddings", "model.embed_size", "model.hidden_size"), _tied),)
+
+
+def build_model(model_cfg: Mapping, vocab_size: int) -> Model:
+    """The language model of a (valid, complete) ``config.model`` for ``vocab_size`` ids, in its
+    compute dtype.
 
     Needs no data, so ``seqjax sample`` rebuilds it from a checkpoint's config and vocabulary size.
 
     Example:
-      >>> m = build_model({"cell": "lstm", "hidden_size": 8, "num_layers": 2}, vocab_size=30)
-      >>> m.vocab_size, m.embed_size, m.hidden_size
-      (30, 8, 8)
+      >>> from seqjax.train.config import defaults
+      >>> cfg = defaults("lm").model
+      >>> cfg.hidden_size, cfg.num_layers = 8, 2
+      >>> m = build_model(cfg, vocab_size=30)
+      >>> m.input_size, m.output_size, m.feature_size
+      (30, 30, 8)
     """
-    embed_size = _model_option(model_cfg, "embed_size") or model_cfg["hidden_size"]
-    try:
-        return language_model(
-            build_cell(model_cfg),
-            vocab_size,
-            embed_size=embed_size,
-            num_layers=model_cfg["num_layers"],
-            dropout=_model_option(model_cfg, "dropout"),
-            variational=_model_option(model_cfg, "variational"),
-            embed_dropout=_model_option(model_cfg, "embed_dropout"),
-            tie_embeddings=_model_option(model_cfg, "tie_embeddings"),
-            init_scale=_model_option(model_cfg, "init_scale"),
-        )
-    except ValueError as e:  # "dropout=1.5: must be in [0, 1)", "tie_embeddings=True: ..."
-        raise UserError(f"model.{e}") from None
+    model = language_model(
+        build_cell(model_cfg),
+        vocab_size,
+        embed_size=model_cfg["embed_size"] or model_cfg["hidden_size"],
+        num_layers=model_cfg["num_layers"],
+        dropout=model_cfg["dropout"],
+        variational=model_cfg["variational"],
+        embed_dropout=model_cfg["embed_dropout"],
+        tie_embeddings=model_cfg["tie_embeddings"],
+        init_scale=model_cfg["init_scale"],
+    )
+    return with_compute_dtype(model, model_cfg["compute_dtype"])
 
 
-def token_metrics(mean_nll: jax.Array, unit: str) -> dict:
-    """``{"bpc": nll / ln 2}`` for characters, ``{"perplexity": exp(nll)}`` otherwise.
+def token_metrics(mean_nll, unit: str, xp=jnp) -> dict:
+    """``{"bpc": nll / ln 2}`` for characters, ``{"perplexity": exp(nll)}`` otherwise (``xp``:
+    ``jnp`` inside jitted code, ``math`` for host floats in float64).
 
     Example:
       >>> {k: round(float(v), 4) for k, v in token_metrics(jnp.log(2.0), "char").items()}
@@ -89,7 +133,7 @@ def token_metrics(mean_nll: jax.Array, unit: str) -> dict:
     """
     if unit == "char":
         return {"bpc": mean_nll / LN2}
-    return {"perplexity": jnp.exp(mean_nll)}
+    return {"perplexity": xp.exp(mean_nll)}
 
 
 def _reset(carry, initial, reset):
@@ -97,16 +141,16 @@ def _reset(carry, initial, reset):
     return jax.tree.map(lambda c, z: jnp.where(reset, z, c), carry, initial)
 
 
-def build(config) -> Task:
-    """The language-modelling task of ``config`` (``task="lm"``)."""
-    dcfg, model_cfg = config.data, config.model
-    seq_len = dcfg.get("seq_len")
-    batch_size = config.train.batch_size
-    eval_batch_size = dcfg.get("eval_batch_size") or batch_size
-    for key, value in (("data.seq_len", seq_len), ("data.eval_batch_size", eval_batch_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise UserError(f"{key}={value!r}: must be a positive integer")
+def nll_of(logits, batch) -> tuple:
+    """The loss of a window: mean negative log-likelihood of the (masked) targets."""
+    return losses.cross_entropy(logits, batch["targets"], batch.get("mask")), {}
 
+
+def build(config) -> Task:
+    """The language-modelling task of a complete, valid ``config`` (``task="lm"``)."""
+    dcfg = config.data
+    seq_len, batch_size = dcfg.seq_len, config.train.batch_size
+    eval_batch_size = dcfg.eval_batch_size or batch_size
     data = data_lib.load_lm(dcfg)
     if "validation" not in data.splits:
         raise UserError(
@@ -115,7 +159,7 @@ def build(config) -> Task:
         )
     unit = data.tokenizer.to_json().get("kind", "char")
     vocab_size = data.tokenizer.vocab_size
-    model = build_model(model_cfg, vocab_size)
+    model = build_model(config.model, vocab_size)
     rows = data_lib.lm_rows(data.splits["train"], batch_size)
     steps_per_epoch = data_lib.lm_steps_per_epoch(rows, seq_len)
 
@@ -129,7 +173,7 @@ def build(config) -> Task:
         carry = _reset(state, model.initial_carry(params, inputs.shape[:1]), batch["reset"])
         carry = jax.lax.stop_gradient(carry)  # truncated BPTT: no gradient into earlier windows
         logits, carry = model.apply(params, inputs, carry, key=key, train=train)
-        value = nll(logits, batch["targets"], batch.get("mask"))
+        value, _ = nll_of(logits, batch)
         return value, (carry, token_metrics(value, unit))
 
     def batch(step: int) -> dict:
@@ -140,28 +184,35 @@ def build(config) -> Task:
         """Summed NLL and token count of one evaluation window, and the carry after it."""
         carry = _reset(carry, model.initial_carry(params, (eval_batch_size,)), batch["reset"])
         logits, carry = model.apply(params, batch["inputs"], carry)
-        mask = batch["mask"]
-        n = jnp.sum(mask)
-        return carry, nll(logits, batch["targets"], mask) * n, n
+        n = jnp.sum(batch["mask"])
+        return carry, {"count": n, "loss": nll_of(logits, batch)[0] * n}
 
     splits = tuple(s for s in ("validation", "test") if s in data.splits)
 
     def evaluate(params, split: str = "validation") -> dict:
-        if split not in splits:
-            raise UserError(f"split={split!r}: choose one of {', '.join(splits)}")
+        check_split(split, splits)
+        windows = data_lib.lm_eval_batches(data.splits[split], eval_batch_size, seq_len)
         carry = model.initial_carry(params, (eval_batch_size,))
-        total, count = 0.0, 0.0
-        for b in data_lib.lm_eval_batches(data.splits[split], eval_batch_size, seq_len):
-            carry, s, n = eval_window(params, carry, b)
-            total, count = total + float(s), count + float(n)  # sums in float64 on the host
-        mean = total / max(count, 1.0)
-        metrics = {"bpc": mean / LN2} if unit == "char" else {"perplexity": math.exp(mean)}
-        return {"loss": mean, **metrics, "tokens": count}
+        totals, _ = accumulate(lambda c, b: eval_window(params, c, b), windows, carry)
+        mean = float(totals["loss"]) / max(float(totals["count"]), 1.0)
+        return {"loss": mean, **token_metrics(mean, unit, math), "tokens": float(totals["count"])}
+
+    probe = diagnostics_lib.probe(
+        model, diagnostics_lib.per_example(nll_of, ("targets", "mask")), "inputs"
+    )
+
+    def diagnose(params, batch=None) -> dict:
+        if batch is None:  # the first window of the validation stream, from a zero state
+            b = next(
+                iter(data_lib.lm_eval_batches(data.splits[splits[0]], eval_batch_size, seq_len))
+            )
+            batch = {k: b[k] for k in ("inputs", "targets", "mask")}
+        return probe(params, batch)
 
     metadata = {
         **data.metadata,
         "task": "lm",
-        "problem": dcfg.get("name", ""),
+        "problem": dcfg.name,
         "unit": unit,
         "vocab_size": vocab_size,
         "steps_per_epoch": steps_per_epoch,
@@ -178,7 +229,8 @@ def build(config) -> Task:
         metadata=metadata,
         units="tokens",
         units_per_batch=batch_size * seq_len,
+        diagnose=diagnose if model.top is not None else None,
     )
 
 
-__all__ = ["LN2", "MODEL_DEFAULTS", "build", "build_model", "token_metrics"]
+__all__ = ["FIELDS", "LN2", "RULES", "build", "build_model", "nll_of", "token_metrics"]

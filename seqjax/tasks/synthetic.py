@@ -28,12 +28,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from seqjax.errors import UserError
-from seqjax.models import build_cell, options_for, sequence_model
+from seqjax import schema
+from seqjax.models import build_cell, losses, options_for, sequence_model
 from seqjax.models.precision import with_compute_dtype
 from seqjax.tasks import diagnostics as diagnostics_lib
 from seqjax.tasks import generators
-from seqjax.tasks.base import Task
+from seqjax.tasks.base import Task, accumulate, check_split, means
 from seqjax.tasks.generators import TaskData
 
 # ----------------------------------------------------------------------------- the table
@@ -47,7 +47,7 @@ def adding(rng: np.random.Generator, batch_size: int, seq_len: int = 50) -> Task
       >>> d.inputs.shape, d.targets.shape, d.loss
       ((3, 6, 2), (3,), 'mse')
     """
-    return _config_words(generators.adding_problem_le, rng, batch_size, seq_len)
+    return generators.adding_problem_le(rng, batch_size, seq_len)
 
 
 def adding_hs(
@@ -61,9 +61,7 @@ def adding_hs(
       >>> d.inputs.shape, d.loss
       ((3, 12, 2), 'mse')
     """
-    return _config_words(
-        generators.adding_problem, rng, batch_size, seq_len, variable_length=variable_length
-    )
+    return generators.adding_problem(rng, batch_size, seq_len, variable_length=variable_length)
 
 
 def copy(rng: np.random.Generator, batch_size: int, seq_len: int = 100) -> TaskData:
@@ -75,7 +73,7 @@ def copy(rng: np.random.Generator, batch_size: int, seq_len: int = 100) -> TaskD
       >>> d.inputs.shape, d.targets.shape, d.loss
       ((2, 25, 10), (2, 25), 'cross_entropy_per_step')
     """
-    return _config_words(generators.copy_memory, rng, batch_size, seq_len, one_hot=True)
+    return generators.copy_memory(rng, batch_size, seq_len, one_hot=True)
 
 
 def temporal_order(
@@ -93,13 +91,8 @@ def temporal_order(
       >>> d.inputs.shape, d.num_classes
       ((2, 20, 8), 4)
     """
-    return _config_words(
-        generators.temporal_order,
-        rng,
-        batch_size,
-        seq_len,
-        variable_length=variable_length,
-        form=form,
+    return generators.temporal_order(
+        rng, batch_size, seq_len, variable_length=variable_length, form=form
     )
 
 
@@ -149,21 +142,6 @@ def digits_permuted(
     return digits(rng, batch_size, split, permute=True, permutation_seed=permutation_seed)
 
 
-def _config_words(fn, rng, batch_size, seq_len, **kw) -> TaskData:
-    """``fn(rng, batch_size, seq_len, **kw)`` with its errors in the config's words: ``length=1``
-    becomes ``data.seq_len=1`` and ``form='x'`` becomes ``data.form='x'``."""
-    try:
-        return fn(rng, batch_size, seq_len, **kw)
-    except UserError as e:
-        msg = str(e)
-        name = msg.split("=", 1)[0]
-        if name == "length":
-            msg = "data.seq_len" + msg[len(name) :]
-        elif name in kw:
-            msg = "data." + msg
-        raise UserError(msg) from None
-
-
 PROBLEMS: dict[str, Callable[..., TaskData]] = {
     "adding": adding,
     "adding_hs": adding_hs,
@@ -195,25 +173,17 @@ BASELINES: dict[str, Callable[..., dict]] = {
 
 def mse(outputs: jax.Array, batch: dict) -> tuple:
     """Mean squared error of a scalar prediction ``outputs (B, 1)`` against ``y (B,)``, in
-    float32 whatever the model's dtype (bfloat16 outputs are upcast first)."""
-    pred = outputs[..., 0].astype(jnp.float32)
-    loss = jnp.mean(jnp.square(pred - jnp.asarray(batch["y"], jnp.float32)))
+    float32 whatever the model's dtype."""
+    loss = losses.squared_error(outputs, batch["y"])
     return loss, {"mse": loss}
 
 
 def xent(logits: jax.Array, batch: dict) -> tuple:
     """Cross-entropy of integer labels ``y`` (``(B,)``, or ``(B, T)`` for every step), averaged
     over the positions where ``batch["mask"]`` (optional) is 1; also the accuracy."""
-    labels = batch["y"]
-    # By hand, not optax's cross-entropy: importing optax loads absl, and this module stays free
-    # of side-effect libraries (tests/test_imports.py, DESIGN.md).
-    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    nll = -jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
     mask = batch.get("mask")
-    mask = jnp.ones_like(nll) if mask is None else jnp.asarray(mask, nll.dtype)
-    denom = jnp.maximum(mask.sum(), 1.0)
-    correct = (jnp.argmax(logits, axis=-1) == labels).astype(nll.dtype)
-    return (nll * mask).sum() / denom, {"accuracy": (correct * mask).sum() / denom}
+    loss = losses.cross_entropy(logits, batch["y"], mask)
+    return loss, {"accuracy": losses.accuracy(logits, batch["y"], mask)}
 
 
 class LossKind(NamedTuple):
@@ -233,6 +203,60 @@ SPLITS = {"validation": (1,), "test": (2,)}  # spawn keys of the held-out sets
 SPLITS_ORDER = tuple(SPLITS)
 _TRAIN = 0
 
+# ----------------------------------------------------------------------------- config
+
+#: The shortest ``data.seq_len`` each generator accepts (seqjax.tasks.generators; a test checks).
+MIN_SEQ_LEN = {"adding": 2, "adding_hs": 4, "copy": 1, "temporal_order": 10}
+
+#: The fields of this task besides those every task has (seqjax.train.config).
+FIELDS: dict[str, schema.Field] = {
+    "data.name": schema.choice("adding", lambda: tuple(PROBLEMS), "the problem (PROBLEMS)"),
+    "data.seq_len": schema.integer(50, "T, steps per sequence (digits: always 64 pixels)", low=1),
+    "data.eval_size": schema.integer(
+        2000, "examples in each held-out split (digits: its fixed splits)", low=0
+    ),
+    "data.variable_length": schema.flag(
+        False, "adding_hs, temporal_order: lengths uniform in [T, T + T // 10]"
+    ),
+    "data.form": schema.choice(
+        "hochreiter", ("hochreiter", "pascanu"), "temporal_order: the paper's form or Pascanu's"
+    ),
+    "data.permutation_seed": schema.integer(
+        0, "digits_permuted: seed of the fixed pixel order", low=0
+    ),
+    "model.dropout": schema.number(
+        0.0, "dropout between layers while training", low=0.0, high=1.0, high_open=True
+    ),
+}
+
+
+def _seq_len(name, seq_len):
+    low = MIN_SEQ_LEN.get(name, 1)
+    if seq_len < low:
+        return "data.seq_len", f"must be >= {low} for data.name={name!r}"
+    return None
+
+
+def _eval_size(name, eval_size):
+    if not _splits_of(PROBLEMS[name]) and eval_size < 1:
+        return "data.eval_size", f"must be >= 1 for data.name={name!r}"
+    return None
+
+
+def _fixed_lengths(name, form, variable_length):
+    if name == "temporal_order" and form == "pascanu" and variable_length:
+        return "data.variable_length", "the 'pascanu' form has fixed lengths; set it False"
+    return None
+
+
+RULES = (
+    schema.Rule(("data.name", "data.seq_len"), _seq_len),
+    schema.Rule(("data.name", "data.eval_size"), _eval_size),
+    schema.Rule(("data.name", "data.form", "data.variable_length"), _fixed_lengths),
+)
+
+# ----------------------------------------------------------------------------- the task
+
 
 def _rng(seed: int, spawn_key: tuple) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=spawn_key))
@@ -251,25 +275,20 @@ def _splits_of(generate) -> bool:
 
 
 def build(config) -> Task:
-    """The synthetic task ``config.data.name`` with a :func:`seqjax.models.sequence_model`."""
+    """The synthetic task ``config.data.name`` with a :func:`seqjax.models.sequence_model`; the
+    config is complete and valid (:func:`seqjax.train.config.validate`)."""
     data, model_cfg = config.data, config.model
-    if data.name not in PROBLEMS:
-        raise UserError(f"data.name={data.name!r}: choose one of {', '.join(PROBLEMS)}")
     generate = PROBLEMS[data.name]
     options = options_for(generate, data, skip=("rng", "batch_size", "split"))
     has_splits = _splits_of(generate)
     seed, batch_size, eval_size = config.seed, config.train.batch_size, data.eval_size
-    if not has_splits and (not isinstance(eval_size, int) or eval_size <= 0):
-        raise UserError(f"data.eval_size={eval_size!r}: must be a positive integer")
 
     def draw(rng, size, split):
         if has_splits:
             return generate(rng, size, split=split, **options)
         return generate(rng, size, **options)
 
-    sample = draw(_rng(seed, (_TRAIN, 0)), 1, "train")  # bad data options fail here
-    if sample.inputs.ndim != 3:
-        raise UserError(f"data.name={data.name!r}: give one-hot inputs (B, T, C) to the model")
+    sample = draw(_rng(seed, (_TRAIN, 0)), 1, "train")
     kind = LOSSES[sample.loss]
     extra = METRICS.get(data.name)
     baseline = (
@@ -278,51 +297,56 @@ def build(config) -> Task:
         else {}
     )
     output_size = 1 if sample.loss == "mse" else sample.num_classes
-    cell = build_cell(model_cfg)
     model = sequence_model(
-        cell,
+        build_cell(model_cfg),
         sample.inputs.shape[-1],
         output_size,
         num_layers=model_cfg.num_layers,
         readout=kind.readout,
-        dropout_rate=model_cfg.get("dropout", 0.0),
+        dropout_rate=model_cfg.dropout,
     )
-    apply = with_compute_dtype(model.apply, model_cfg.get("compute_dtype"))  # float32 outputs
+    model = with_compute_dtype(model, model_cfg.compute_dtype)  # float32 outputs
 
-    def loss(params, state, batch, key, train):
-        lengths = batch.get("lengths")
-        outputs = apply(params, batch["x"], lengths=lengths, key=key, train=train)
+    def loss_of(outputs, batch):
         value, metrics = kind.fn(outputs, batch)
         if extra is not None:
             metrics = {**metrics, **extra(outputs, batch)}
+        return value, metrics
+
+    def loss(params, state, batch, key, train):
+        outputs, _ = model.apply(
+            params, batch["x"], lengths=batch.get("lengths"), key=key, train=train
+        )
+        value, metrics = loss_of(outputs, batch)
         return value, (state, metrics)
 
     def batch(step: int) -> dict:
         return _as_batch(draw(_rng(seed, (_TRAIN, int(step))), batch_size, "train"))
 
     eval_sets: dict = {}
-    eval_loss = jax.jit(lambda params, b: loss(params, (), b, None, False))
+
+    @jax.jit
+    def eval_chunk(params, b):
+        value, (_, metrics) = loss(params, (), b, None, False)
+        n = b["x"].shape[0]
+        return {"count": n, **{k: v * n for k, v in {"loss": value, **metrics}.items()}}
 
     def eval_set(split: str) -> dict:
-        if split not in SPLITS:
-            raise UserError(f"split={split!r}: choose one of {', '.join(SPLITS)}")
         if split not in eval_sets:
             eval_sets[split] = _as_batch(draw(_rng(seed, SPLITS[split]), eval_size, split))
         return eval_sets[split]
 
     def evaluate(params, split: str = "validation") -> dict:
+        check_split(split, SPLITS_ORDER)
         full = eval_set(split)
-        size = len(full["x"])
-        totals: dict = {}
-        for start in range(0, size, batch_size):  # chunks of the training batch size
-            chunk = {k: v[start : start + batch_size] for k, v in full.items()}
-            value, (_, metrics) = eval_loss(params, chunk)
-            n = len(chunk["x"])
-            for k, v in {"loss": value, **metrics}.items():
-                totals[k] = totals.get(k, 0.0) + float(v) * n
-        return {**{k: v / size for k, v in totals.items()}, **baseline}
+        chunks = (  # chunks of the training batch size
+            {k: v[i : i + batch_size] for k, v in full.items()}
+            for i in range(0, len(full["x"]), batch_size)
+        )
+        totals, _ = accumulate(lambda c, b: (c, eval_chunk(params, b)), chunks)
+        return {**means(totals), **baseline}
 
-    probe = diagnostics_lib.probe(model, cell, kind.fn, config)
+    probe = diagnostics_lib.probe(model, diagnostics_lib.per_example(loss_of, ("y", "mask")), "x")
 
     def diagnose(params, batch=None) -> dict:
         if batch is None:  # the first training-batch-sized chunk of the validation set
@@ -350,15 +374,18 @@ def build(config) -> Task:
         },
         units="examples",
         units_per_batch=batch_size,
-        diagnose=diagnose,
+        diagnose=diagnose if model.top is not None else None,
     )
 
 
 __all__ = [
     "BASELINES",
+    "FIELDS",
     "LOSSES",
     "METRICS",
+    "MIN_SEQ_LEN",
     "PROBLEMS",
+    "RULES",
     "LossKind",
     "adding",
     "adding_hs",

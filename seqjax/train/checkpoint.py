@@ -10,25 +10,24 @@ Each checkpoint ``WORKDIR/checkpoints/<step>/`` holds two items:
 Kept: the ``keep`` latest checkpoints plus the best one by the task's validation metric (orbax
 ``LatestN`` or ``BestN`` preservation). Orbax writes each checkpoint into a temporary directory
 (``<step>.orbax-checkpoint-tmp-*``) and renames it when complete, and lists only complete ones,
-so a save interrupted by a crash is never loaded (tests check this); leftover temporary directories
-are left in place (``cleanup_tmp_directories=False``).
+so a save interrupted by a crash is never loaded (tests check this); the next ``seqjax train`` on
+the workdir removes such leftovers with a note (:func:`remove_incomplete`).
 
 A damaged checkpoint (a file truncated or overwritten after it was written) is skipped with a
 :class:`CheckpointWarning` naming its step, and the next older one is used
 (:func:`restore_newest`); the damaged one is never deleted. Training moves it aside to
 ``<step>.damaged`` (so that step can be saved again), readers leave it where it is.
 
-Fault injection (tests only): with the environment variable ``SEQJAX_TEST_SAVE_DELAY=SECONDS``
-every save sleeps that long after writing all its files into the temporary directory and before
-the rename that commits it, so a test can kill the process in the middle of a save
-(``tests/test_crash_safety.py``).
+``tests/test_crash_safety.py`` kills runs in the middle of saves; it slows orbax's commit from
+outside (``tests/helpers/slow_commit.py``), the library has no test hook.
 """
 
 from __future__ import annotations
 
-import os
+import gc
+import logging
 import pathlib
-import time
+import shutil
 import warnings
 from typing import Any, Callable, Optional
 
@@ -39,26 +38,10 @@ from orbax.checkpoint import checkpoint_managers as cm
 from seqjax.errors import UserError
 
 ITEMS = ("state", "meta")
-SAVE_DELAY_ENV = "SEQJAX_TEST_SAVE_DELAY"
 
 
 class CheckpointWarning(UserWarning):
     """A checkpoint could not be read and an older one is used instead."""
-
-
-def _temporary_path_class():
-    """orbax's atomic-rename temporary path, slowed before its commit under ``SAVE_DELAY_ENV``."""
-    delay = float(os.environ.get(SAVE_DELAY_ENV) or 0)
-    if delay <= 0:
-        return None
-    from orbax.checkpoint._src.path import atomicity
-
-    class SlowCommit(atomicity.AtomicRenameTemporaryPath):
-        async def finalize(self, *args, **kwargs):
-            time.sleep(delay)  # every file is written; the rename has not happened
-            return await super().finalize(*args, **kwargs)
-
-    return SlowCommit
 
 
 def manager(
@@ -90,26 +73,61 @@ def manager(
         preservation_policy=cm.AnyPreservationPolicy(policies),
         enable_async_checkpointing=False,  # a checkpoint is complete when save() returns
         create=create,
-        temporary_path_class=_temporary_path_class(),
     )
     return ocp.CheckpointManager(
         pathlib.Path(directory).absolute(), options=options, item_names=ITEMS
     )
 
 
+class _Unretrieved(logging.Filter):
+    """Drops asyncio's "Task exception was never retrieved" reports: after a failed save the
+    writer's remaining tasks fail the same way, and the error that matters is raised once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "never retrieved" not in record.getMessage()
+
+
 def save(
     mngr: ocp.CheckpointManager, step: int, state: Any, rng: jax.Array, meta: dict, metrics: dict
 ) -> None:
     """Writes checkpoint ``step`` (``metrics``: the validation metrics that rank it)."""
-    mngr.save(
-        step,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardSave({"train": state, "rng": rng}),
-            meta=ocp.args.JsonSave(meta),
-        ),
-        metrics=metrics,
-        force=True,
-    )
+    try:
+        mngr.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave({"train": state, "rng": rng}),
+                meta=ocp.args.JsonSave(meta),
+            ),
+            metrics=metrics,
+            force=True,
+        )
+    except Exception:
+        quiet = _Unretrieved()
+        logging.getLogger("asyncio").addFilter(quiet)
+        try:
+            gc.collect()  # the failed tasks report now, into the filter
+        finally:
+            logging.getLogger("asyncio").removeFilter(quiet)
+        raise
+
+
+def remove_incomplete(directory, *, quiet_failures: bool = False) -> list[str]:
+    """Deletes the temporary directories of saves that never completed (``<step>.orbax-checkpoint-
+    tmp*``: a process killed in the middle of a save, or a full disk); returns their names. They
+    are never a checkpoint: orbax only lists what it renamed into place."""
+    directory = pathlib.Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = []
+    for path in sorted(directory.glob("*.orbax-checkpoint-tmp*")):
+        try:
+            shutil.rmtree(path)
+        except OSError:
+            if not quiet_failures:
+                raise
+            continue
+        removed.append(path.name)
+    return removed
 
 
 def read_meta(mngr: ocp.CheckpointManager, step: int) -> dict:
@@ -259,11 +277,11 @@ def _first_line(e: BaseException) -> str:
 __all__ = [
     "open_workdir",
     "ITEMS",
-    "SAVE_DELAY_ENV",
     "CheckpointWarning",
     "manager",
     "move_aside",
     "read_meta",
+    "remove_incomplete",
     "restore",
     "restore_newest",
     "save",

@@ -29,7 +29,7 @@ def parse(fv: flags.FlagValues, argv: list[str], *, config_flag: str = "config")
     try:
         rest = fv(argv)
     except UserError as e:  # raised by the config file's get_config (a bad preset)
-        raise UserError(f"--{config_flag}={_flag_value(argv, config_flag)}: {e}") from None
+        raise UserError(f"--{config_flag}={flag_value(argv, config_flag)}: {e}") from None
     except config_flags.FlagOrderError as e:  # --config.x=... before --config=FILE
         raise UserError(f"{_first_line(e)}: put --{config_flag}=FILE first") from None
     except (flags.Error, AttributeError, KeyError, OSError, TypeError, ValueError) as e:
@@ -79,7 +79,7 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def _flag_value(argv: list[str], name: str) -> str | None:
+def flag_value(argv: list[str], name: str) -> str | None:
     for i, a in enumerate(argv):
         if a.startswith(f"--{name}="):
             return a.split("=", 1)[1]
@@ -106,7 +106,7 @@ def _explain(e: BaseException, fv: flags.FlagValues, argv: list[str], name: str)
     if isinstance(e, flags.UnrecognizedFlagError) and not e.flagname.startswith(f"{name}."):
         own = ", ".join(f"--{f}" for f in fv if not f.startswith(f"{name}."))
         return f"{_first_line(e)} (this command's flags: {own}, --{name}.KEY=VALUE)"
-    spec = _flag_value(argv, name)
+    spec = flag_value(argv, name)
     if spec is None:
         return _first_line(e)
     config = load_config_file(spec)  # raises the precise error when the file or a preset is bad
@@ -146,4 +146,4 @@ def _unknown_key(config, key: str) -> str | None:
     return None
 
 
-__all__ = ["load_config_file", "parse"]
+__all__ = ["flag_value", "load_config_file", "parse"]

@@ -7,18 +7,20 @@ seqjax report --workdir DIR [--out FILE.png]     (a sweep directory: its tables 
 seqjax sweep  --config FILE[:PRESETS] --workdir DIR [--retry_failed] [--config.KEY=VALUE ...]
 seqjax sample --workdir DIR [--prompt TEXT] [--length 500] [--temperature 0.8] [--top_k 40]
               [--seed 0] [--checkpoint best|latest]
+seqjax config show FILE[:PRESETS] [--config.KEY=VALUE ...]
+              (every field of the resolved config with its doc; * marks changed values)
 
 ``--workdir`` of ``seqjax train`` may be left out when the config names a default one in its
 ``workdir`` field (``configs/quickstart.py`` does: ``runs/quickstart``). A config may also ask
 the train command for a loss plot (``train.report=True``, see :mod:`seqjax.train.report`) and a
-generated sample (a ``sample`` group with ``prompt``, ``length``, ``temperature``, ``top_k``,
-``seed``; language models only) once training ends; both are written into the workdir.
+generated sample (language models: ``sample.length > 0`` with ``sample.prompt``,
+``sample.temperature``, ``sample.top_k``, ``sample.seed``) once training ends; both are written
+into the workdir.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 
 from absl import flags
@@ -26,6 +28,15 @@ from ml_collections import config_flags
 
 from seqjax.errors import UserError
 from seqjax.train import cmdline
+
+
+def _with_config_flag(help_: str, argv: list[str], *, lock: bool) -> flags.FlagValues:
+    """Flags of a command that reads ``--config FILE[:PRESETS]`` and ``--config.KEY=VALUE``."""
+    fv = flags.FlagValues()
+    config_flags.DEFINE_config_file(
+        "config", None, help_, flag_values=fv, lock_config=lock, sys_argv=argv
+    )
+    return fv
 
 
 def _workdir(fv: flags.FlagValues) -> str:
@@ -36,34 +47,36 @@ def _workdir(fv: flags.FlagValues) -> str:
 
 def train(argv: list[str]) -> int:
     """Trains (or resumes) the experiment ``--config`` in ``--workdir``."""
-    fv = flags.FlagValues()
-    config_flags.DEFINE_config_file(
-        "config",
-        None,
-        "experiment config FILE[:PRESETS]",
-        flag_values=fv,
-        lock_config=True,
-        sys_argv=argv,
-    )
+    fv = _with_config_flag("experiment config FILE[:PRESETS]", argv, lock=True)
     flags.DEFINE_string("workdir", None, "run directory (checkpoints, metrics)", flag_values=fv)
     cmdline.parse(fv, argv)
     if fv.config is None:
         raise UserError("--config: missing; e.g. --config configs/synthetic/adding.py:smoke")
-    config = fv.config
-    workdir = fv.workdir or config.get("workdir") or _workdir(fv)
-    from seqjax.train import loop  # jax, optax, orbax load only once the flags are good
+    from seqjax.train import config as config_lib
+
+    config = config_lib.validate(fv.config)  # the whole config, before any data loads
+    workdir = fv.workdir or config.workdir or _workdir(fv)
+    from seqjax.train import (
+        confusion,
+        loop,  # jax, optax, orbax load only once the flags are good
+    )
+    from seqjax.train.metrics import format_metrics, headline
 
     result = loop.train_and_evaluate(config, workdir)
+    validation = result["validation"]
     print(
         f"done: step {result['step']}{' (stopped early)' if result.get('stopped_early') else ''}, "
-        f"validation {json.dumps(result['validation'])}, "
+        f"validation {format_metrics(validation, headline(validation))}, "
         f"best checkpoint step {result['best_step']}, workdir {workdir}"
     )
-    if config.train.get("report"):
+    matrix = confusion.confusion_from_metrics(validation)
+    if matrix is not None:  # classification: the last evaluation's confusion matrix
+        print(confusion.format_confusion(*matrix))
+    if config.train.report:
         from seqjax.train.report import plot_metrics
 
         print(f"loss plot: {plot_metrics(workdir)}")
-    if config.get("sample"):
+    if "sample" in config and config.sample.length > 0:  # language models
         path = _write_sample(workdir, config.sample)
         print(f"sample (best checkpoint): {path}\n{path.read_text(encoding='utf-8')}")
     print(f"checkpoints: {pathlib.Path(workdir) / 'checkpoints'}")
@@ -83,11 +96,9 @@ def _write_sample(workdir: str, options) -> pathlib.Path:
         top_k=options.top_k,
         seed=options.seed,
     )
-    path = pathlib.Path(workdir) / "sample.txt"
-    tmp = path.with_suffix(".txt.tmp")  # written whole, then renamed
-    tmp.write_text(text + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    from seqjax.train import files
+
+    return files.write_atomic(pathlib.Path(workdir) / "sample.txt", text + "\n")
 
 
 def evaluate(argv: list[str]) -> int:
@@ -135,15 +146,7 @@ def report(argv: list[str]) -> int:
 
 def sweep(argv: list[str]) -> int:
     """Runs every run of ``--config``'s ``sweep`` grid not yet finished in ``--workdir``."""
-    fv = flags.FlagValues()
-    config_flags.DEFINE_config_file(
-        "config",
-        None,
-        "sweep config FILE[:PRESETS] (with a sweep field)",
-        flag_values=fv,
-        lock_config=False,
-        sys_argv=argv,
-    )
+    fv = _with_config_flag("sweep config FILE[:PRESETS] (with a sweep field)", argv, lock=False)
     flags.DEFINE_string("workdir", None, "sweep directory (runs/, results)", flag_values=fv)
     flags.DEFINE_bool("retry_failed", False, "train failed runs again", flag_values=fv)
     cmdline.parse(fv, argv)
@@ -182,4 +185,25 @@ def sample(argv: list[str]) -> int:
         which=fv.checkpoint,
     )
     print(text)
+    return 0
+
+
+def config(argv: list[str]) -> int:
+    """``seqjax config show FILE[:PRESETS] [--config.KEY=VALUE ...]``: the resolved config."""
+    usage = "usage: seqjax config show FILE[:PRESETS] [--config.KEY=VALUE ...]"
+    if len(argv) < 2 or argv[1] in ("-h", "--help"):
+        print(usage)
+        return 0
+    if argv[1] != "show":
+        raise UserError(f"config {argv[1]!r}: unknown subcommand; {usage}")
+    rest = argv[2:]
+    if rest and not rest[0].startswith("-"):
+        rest = [f"--config={rest[0]}", *rest[1:]]
+    fv = _with_config_flag("experiment config FILE[:PRESETS]", ["config show", *rest], lock=True)
+    cmdline.parse(fv, ["config show", *rest])
+    if fv.config is None:
+        raise UserError(f"no config given; {usage}")
+    from seqjax.train import config as config_lib
+
+    print(config_lib.show(fv.config, title=cmdline.flag_value(rest, "config") or ""))
     return 0

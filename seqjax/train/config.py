@@ -1,78 +1,320 @@
-"""Experiment configs: preset parsing for config files, validation, experiment identity.
+"""Experiment configs: one schema per task, defaults, validation, ``config show``, identity.
 
-Every experiment config (``configs/**.py``, ``get_config(arg=None) -> ConfigDict``) has one
-layout: ``seed``, ``task``, ``data.*`` (read by the task), ``model.*`` (``cell``, ``hidden_size``,
-``num_layers`` and cell options, see :func:`seqjax.models.build_cell`), ``optim.*`` (see
-:mod:`seqjax.train.optim`) and ``train.*`` (``num_steps``, ``batch_size``, ``eval_every``,
-``checkpoint_every``, ``keep``, ``log_every``, ``skip_nonfinite`` and optionally
-``early_stop_patience``). :func:`validate` checks it
-before anything runs, and every mistake names its key, e.g. ``optim.name='adamm': choose one of
-sgd, adam, adamw, rmsprop``.
+A task's schema is the union of the blocks of :class:`seqjax.schema.Field` s that the code using
+them declares: :data:`FIELDS` here (``seed``, ``task``, ``workdir``, the loop's ``train.*``),
+:data:`seqjax.models.common.FIELDS` (``model.cell``, sizes, compute dtype, every cell option),
+:data:`seqjax.train.optim.FIELDS`, :data:`seqjax.train.parallel.FIELDS` (``mesh.*``,
+``distributed.*``) and the task module's own ``FIELDS`` (its ``data.*``, ``model.*``, ``train.*``
+and ``sample.*``). Config files start from :func:`defaults` and set only what differs::
 
-Optional blocks: ``mesh.data`` and ``distributed.*`` (where a run executes, data parallel over
-devices and processes: :mod:`seqjax.train.parallel`) and ``model.compute_dtype`` (``"bfloat16"``
-for mixed precision: :mod:`seqjax.models.precision`).
+    def get_config(arg=None):
+        arg = parse_arg(arg, smoke=False)
+        c = defaults("synthetic")
+        c.data.seq_len = 200
+        return c
+
+so every key exists and every key can be set from the command line (``--config.KEY=VALUE``).
+:func:`validate` checks a config against its task's schema before anything loads: unknown keys,
+types, allowed values, ranges, then the rules that relate fields. Every mistake is one line that
+names the key, the value and what it accepts, e.g. ``optim.name='adamm': must be one of sgd, adam,
+adamw, rmsprop``. The group ``sweep`` (``seqjax sweep``) is checked by :mod:`seqjax.train.sweep`.
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import json
-import numbers
-from typing import Any, Iterable
+from typing import Any
 
 import ml_collections
+from ml_collections import config_dict
 
+from seqjax import schema
 from seqjax.errors import UserError
 
-REQUIRED = (
-    "seed",
-    "task",
-    "data.name",
-    "model.cell",
-    "model.hidden_size",
-    "model.num_layers",
-    "optim.name",
-    "optim.learning_rate",
-    "optim.clip",
-    "optim.clip_value",
-    "optim.schedule",
-    "train.num_steps",
-    "train.batch_size",
-    "train.eval_every",
-    "train.checkpoint_every",
-    "train.keep",
-    "train.log_every",
-    "train.skip_nonfinite",
-)
+#: Groups a config may hold beside its task's fields, checked elsewhere.
+EXTRA_GROUPS = ("sweep",)
 
-# Fields that control how long and how visibly a run goes, not what it computes: a workdir's
-# checkpoints may be resumed with different values (e.g. a larger train.num_steps to extend it).
-# ``workdir`` (a config's default --workdir), ``train.report`` and ``sample.*`` (what the train
-# command writes after training, see seqjax/train/commands.py) are optional.
-RUN_CONTROL = frozenset(
-    {
-        "workdir",
-        "train.report",
-        "sample.prompt",
-        "sample.length",
-        "sample.temperature",
-        "sample.top_k",
-        "sample.seed",
-        "train.num_steps",
-        "train.eval_every",
-        "train.checkpoint_every",
-        "train.keep",
-        "train.log_every",
-        "train.skip_nonfinite",
-        "train.early_stop_patience",
-        "train.diagnostics_every",
-        # where it runs (seqjax.train.parallel.KEYS): a run may resume on other devices
-        "mesh.data",
-        "distributed.coordinator_address",
-        "distributed.num_processes",
-        "distributed.process_id",
-    }
-)
+#: The fields of every task that the loop reads.
+FIELDS: dict[str, schema.Field] = {
+    "seed": schema.integer(0, "PRNG seed: initial parameters, training batches, dropout", low=0),
+    "workdir": schema.run_control(
+        schema.text("", "the default --workdir of seqjax train ('': give --workdir)")
+    ),
+    "train.num_steps": schema.run_control(schema.integer(1000, "training steps (updates)", low=1)),
+    "train.batch_size": schema.integer(32, "examples per step (language models: rows)", low=1),
+    "train.eval_every": schema.run_control(
+        schema.integer(500, "steps between validation evaluations", low=1)
+    ),
+    "train.checkpoint_every": schema.run_control(
+        schema.integer(500, "steps between checkpoints (and one at the end)", low=1)
+    ),
+    "train.keep": schema.run_control(
+        schema.integer(1, "latest checkpoints kept, besides the best by validation", low=1)
+    ),
+    "train.log_every": schema.run_control(
+        schema.integer(50, "steps between training-metric lines", low=1)
+    ),
+    "train.skip_nonfinite": schema.run_control(
+        schema.flag(False, "skip updates with a non-finite loss or gradient instead of stopping")
+    ),
+    "train.early_stop_patience": schema.run_control(
+        schema.integer(
+            0, "stop after this many evaluations without improvement; 0: off", low=0, hint="0: off"
+        )
+    ),
+    "train.diagnostics_every": schema.run_control(
+        schema.integer(0, "steps between gradient-flow diagnostics; 0: off", low=0, hint="0: off")
+    ),
+    "train.report": schema.run_control(
+        schema.flag(False, "draw WORKDIR/report.png when training ends")
+    ),
+}
+
+
+def _task_module(task: str):
+    from seqjax import tasks
+
+    return importlib.import_module(tasks.TASKS[task])
+
+
+def task_names() -> tuple:
+    from seqjax import tasks
+
+    return tasks.names()
+
+
+def fields(task: str) -> dict[str, schema.Field]:
+    """The schema of ``task``: every field, keyed by its dotted name, in display order."""
+    from seqjax.models import common
+    from seqjax.train import optim, parallel
+
+    module = _task_module(task)
+    task_field = {"task": schema.choice(task, task_names(), "the task (seqjax/tasks)")}
+    blocks = (task_field, FIELDS, common.FIELDS, module.FIELDS, optim.FIELDS, parallel.FIELDS)
+    out: dict[str, schema.Field] = {}
+    for block in blocks:
+        for key, f in block.items():
+            out[key] = f  # a task may narrow a shared field (its own doc or default)
+    order = ("seed", "task", "workdir", "data", "model", "optim", "train", "sample", "mesh")
+    rank = {g: i for i, g in enumerate(order)}
+    return dict(sorted(out.items(), key=lambda kv: rank.get(kv[0].split(".")[0], len(order))))
+
+
+def rules(task: str) -> tuple:
+    """The cross-field rules of ``task`` (:class:`seqjax.schema.Rule`)."""
+    from seqjax.models import common
+
+    return (*common.RULES, *getattr(_task_module(task), "RULES", ()))
+
+
+def all_keys() -> set[str]:
+    """Every key of every task's schema (what ``seqjax config show`` can list)."""
+    return {k for t in task_names() for k in fields(t)}
+
+
+def _value(f: schema.Field):
+    if f.default is None:
+        kind = {"int": int, "float": float, "str": str, "bool": bool}.get(f.kind, object)
+        return config_dict.placeholder(kind)
+    return f.default
+
+
+def defaults(task: str) -> ml_collections.ConfigDict:
+    """A config of ``task`` with every field at its default (unlocked; config files edit it)."""
+    if task not in task_names():
+        raise UserError(f"task={task!r}: choose one of {', '.join(task_names())}")
+    root: dict = {}
+    for key, f in fields(task).items():
+        node = root
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = _value(f)
+    return ml_collections.ConfigDict(root)
+
+
+def short_run(config, num_steps: int, batch_size: int, every: int, log_every: int = 2):
+    """Sets the ``train.*`` fields of a run that takes seconds (the configs' ``smoke`` presets, as
+    big_vision's ``runlocal``): ``num_steps`` steps of ``batch_size``, an evaluation and a
+    checkpoint every ``every`` steps. Returns ``config``."""
+    t = config.train
+    t.num_steps, t.batch_size, t.log_every = num_steps, batch_size, log_every
+    t.eval_every = t.checkpoint_every = every
+    return config
+
+
+def lookup(config, key: str) -> Any:
+    """``config["a.b.c"]`` by a dotted key; ``KeyError`` naming the key when absent."""
+    node = config
+    for part in key.split("."):
+        if not hasattr(node, "keys") or part not in node:
+            raise KeyError(key)
+        node = node[part]
+    return node
+
+
+def to_dict(config) -> dict:
+    """The config as plain JSON types (what a checkpoint stores)."""
+    if isinstance(config, dict):
+        return json.loads(json.dumps(config))
+    return json.loads(config.to_json())
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}} -> {"a.b": 1}``."""
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _task_of(config) -> str:
+    task = config.get("task") if hasattr(config, "get") else None
+    if task not in task_names():
+        raise UserError(f"task={task!r}: choose one of {', '.join(task_names())}")
+    return task
+
+
+def _suggest(key: str, known) -> str:
+    guess = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.7)
+    return f" (did you mean {guess[0]}?)" if guess else ""
+
+
+def resolve(config) -> ml_collections.ConfigDict:
+    """The complete config: :func:`defaults` of its task with every value ``config`` sets.
+
+    ``config`` may be a ConfigDict, a dict, or a checkpoint's saved JSON (written before a field
+    existed: the field then reads its default, which is what the code did when it was hidden). A
+    key that is not a field of the task raises :class:`UserError` naming it.
+    """
+    task = _task_of(config)
+    schema_fields = fields(task)
+    out = defaults(task)
+    tree = to_dict(config)
+    extra = {g: tree.pop(g) for g in EXTRA_GROUPS if g in tree}
+    for key, value in flatten(tree).items():
+        if key not in schema_fields:
+            if value == {}:  # an empty group
+                continue
+            raise UserError(
+                f"config key {key}: not a field of task {task!r}{_suggest(key, schema_fields)}; "
+                "seqjax config show CONFIG lists them all"
+            )
+        f = schema_fields[key]
+        if f.kind == "ints" and isinstance(value, list):
+            value = tuple(value)
+        parent, _, leaf = key.rpartition(".")
+        node = lookup(out, parent) if parent else out
+        try:
+            node[leaf] = value
+        except (TypeError, ValueError):  # a value of the wrong type for the field
+            phrase = schema.problem(f, value) or "wrong type"
+            raise UserError(_message(key, value, f, phrase)) from None
+    for group, value in extra.items():
+        out[group] = value
+    return out
+
+
+def _message(key: str, value, f: schema.Field, phrase: str) -> str:
+    return f"{key}={value!r}: {phrase}" + (f" ({f.hint})" if f.hint else "")
+
+
+def check(config) -> None:
+    """Raises :class:`UserError` for the first field of a complete config that breaks its schema
+    or a rule."""
+    task = _task_of(config)
+    for key, f in fields(task).items():
+        value = lookup(config, key)
+        phrase = schema.problem(f, value)
+        if phrase:
+            raise UserError(_message(key, value, f, phrase))
+    for rule in rules(task):
+        found = rule.fn(*[lookup(config, k) for k in rule.keys])
+        if found:
+            key, phrase = found
+            raise UserError(f"{key}={lookup(config, key)!r}: {phrase}")
+
+
+def validate(config) -> ml_collections.ConfigDict:
+    """Resolves and checks ``config`` (see :func:`resolve`, :func:`check`); returns the complete
+    config. Raises :class:`UserError` naming the first bad key."""
+    resolved = resolve(config)
+    check(resolved)
+    return resolved
+
+
+def differences(config) -> dict[str, tuple]:
+    """``{key: (value, default)}`` for the fields where a complete config differs from the
+    defaults of its task."""
+    d = flatten(to_dict(defaults(config.task)))
+    c = flatten(to_dict(config))
+    return {k: (c[k], d[k]) for k in d if k in c and c[k] != d[k]}
+
+
+def show(config, *, title: str = "") -> str:
+    """The complete config, one field a line with its doc; ``*`` marks values that differ from
+    the task's defaults (the default follows in brackets)."""
+    config = resolve(config)
+    changed = differences(config)
+    rows = []
+    for key, f in fields(config.task).items():
+        value = repr(lookup(config, key))
+        mark = "*" if key in changed else " "
+        default = f" (default {fields(config.task)[key].default!r})" if key in changed else ""
+        rows.append((mark, key, value, f"{f.doc}{default}"))
+    width = max(len(k) + len(v) + 3 for _, k, v, _ in rows)
+    head = f"# {title}: " if title else "# "
+    lines = [head + f"task {config.task}; * = differs from the default ({len(changed)} fields)"]
+    group = None
+    for mark, key, value, doc in rows:
+        top = key.split(".")[0]
+        if group is not None and top != group and "." in key:
+            lines.append("")
+        group = top
+        lines.append(f"{mark} {f'{key} = {value}':<{width}}  # {doc}")
+    for g in EXTRA_GROUPS:
+        if g in config:
+            lines += ["", f"  {g} = {json.dumps(to_dict(config)[g])}"]
+    return "\n".join(lines)
+
+
+def run_control_keys(task: str) -> frozenset:
+    """Fields a run's checkpoints may be resumed with changed (``Field.run_control``)."""
+    return frozenset(k for k, f in fields(task).items() if f.run_control)
+
+
+def experiment_diff(saved: dict, current) -> list[str]:
+    """The fields (outside the run-control ones) in which two configs differ, as
+    ``"key: saved there, current now"`` strings; empty when they describe the same experiment.
+    A field absent from a saved config reads its default (what the code did before it existed).
+
+    Example:
+      >>> base = {"task": "synthetic", "optim": {"name": "sgd"}}
+      >>> experiment_diff(base, {**base, "train": {"num_steps": 5}})
+      []
+      >>> experiment_diff(base, {**base, "optim": {"name": "adam"}})
+      ["optim.name: 'sgd' there, 'adam' now"]
+    """
+    a = flatten(to_dict(resolve(_without_extras(saved))))
+    b = flatten(to_dict(resolve(_without_extras(current))))
+    skip = run_control_keys(a.get("task", ""))
+    return [
+        f"{key}: {a.get(key)!r} there, {b.get(key)!r} now"
+        for key in sorted(set(a) | set(b))
+        if key not in skip and a.get(key) != b.get(key)
+    ]
+
+
+def _without_extras(config) -> dict:
+    tree = to_dict(config)
+    for g in EXTRA_GROUPS:
+        tree.pop(g, None)
+    return tree
 
 
 def parse_arg(arg: str | None, **spec) -> ml_collections.ConfigDict:
@@ -120,196 +362,23 @@ def _read(name: str, text: str, kind: type) -> Any:
         raise UserError(f"preset {name}={text!r}: expected {kind.__name__}") from None
 
 
-def lookup(config, key: str) -> Any:
-    """``config["a.b.c"]`` by a dotted key; ``KeyError`` naming the key when absent."""
-    node = config
-    for part in key.split("."):
-        if not hasattr(node, "keys") or part not in node:
-            raise KeyError(key)
-        node = node[part]
-    return node
-
-
-def _get(config, key: str, default: Any = None) -> Any:
-    try:
-        return lookup(config, key)
-    except KeyError:
-        return default
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-
-def _positive_int(config, key: str) -> None:
-    v = lookup(config, key)
-    if not _is_int(v) or v <= 0:
-        raise UserError(f"{key}={v!r}: must be a positive integer")
-
-
-def _choice(config, key: str, allowed: Iterable[str]) -> None:
-    v = lookup(config, key)
-    allowed = tuple(allowed)
-    if v not in allowed:
-        raise UserError(f"{key}={v!r}: choose one of {', '.join(allowed)}")
-
-
-def _non_negative_int(config, key: str, hint: str = "") -> None:
-    """An optional field (absent reads 0) that must be an int >= 0."""
-    v = _get(config, key, 0)
-    if not _is_int(v) or v < 0:
-        raise UserError(f"{key}={v!r}: must be a non-negative integer{hint}")
-
-
-def _number(config, key: str, low: float, high: float, *, low_open=False, high_open=True) -> None:
-    v = _get(config, key)
-    if v is None:
-        return
-    ok = (
-        _is_number(v)
-        and (v > low if low_open else v >= low)
-        and (v < high if high_open else v <= high)
-    )
-    if not ok:
-        lo = "(" if low_open else "["
-        hi = ")" if high_open else "]"
-        raise UserError(f"{key}={v!r}: must be a number in {lo}{low}, {high}{hi}")
-
-
-def validate(config) -> None:
-    """Checks the layout and the values of an experiment config; raises :class:`UserError`."""
-    from seqjax import cells, tasks
-    from seqjax.train import optim, parallel
-
-    missing = [k for k in REQUIRED if _get(config, k, _MISSING) is _MISSING]
-    if missing:
-        raise UserError(
-            f"config lacks {', '.join(missing)}: every experiment config has the layout of "
-            "configs/synthetic/adding.py (see seqjax/train/config.py)"
-        )
-    seed = config.seed
-    if not _is_int(seed) or seed < 0:
-        raise UserError(f"seed={seed!r}: must be a non-negative integer")
-    _choice(config, "task", tasks.names())
-    _choice(config, "model.cell", cells.names())
-    for key in (
-        "model.hidden_size",
-        "model.num_layers",
-        "train.num_steps",
-        "train.batch_size",
-        "train.eval_every",
-        "train.checkpoint_every",
-        "train.keep",
-        "train.log_every",
-    ):
-        _positive_int(config, key)
-    _number(config, "model.dropout", 0.0, 1.0)
-    _number(config, "train.label_smoothing", 0.0, 1.0)  # optional: classification targets
-    _number(config, "train.adversarial_eps", 0.0, float("inf"))  # optional: classification
-    _non_negative_int(config, "train.adversarial_start", " (a step)")
-    _non_negative_int(config, "train.early_stop_patience", " (0: off)")
-    _non_negative_int(config, "train.diagnostics_every", " (0: off)")
-    if _get(config, "model.compute_dtype") is not None:
-        from seqjax.models.precision import COMPUTE_DTYPES
-
-        _choice(config, "model.compute_dtype", COMPUTE_DTYPES)
-    if not isinstance(config.train.skip_nonfinite, bool):
-        raise UserError(f"train.skip_nonfinite={config.train.skip_nonfinite!r}: must be True/False")
-
-    _choice(config, "optim.name", optim.OPTIMIZERS)
-    _choice(config, "optim.clip", optim.CLIPS)
-    _choice(config, "optim.schedule", optim.SCHEDULES)
-    _number(config, "optim.learning_rate", 0.0, float("inf"), low_open=True)
-    if config.optim.clip != "none":
-        _number(config, "optim.clip_value", 0.0, float("inf"), low_open=True)
-    _number(config, "optim.momentum", 0.0, 1.0)
-    _number(config, "optim.weight_decay", 0.0, float("inf"))
-    _number(config, "optim.ema_decay", 0.0, 1.0)  # optional: weight averaging
-    _non_negative_int(config, "optim.warmup_steps")
-    _non_negative_int(config, "optim.decay_start")
-    if config.optim.schedule == "step":
-        for key in ("optim.decay_every", "optim.decay_factor"):
-            if _get(config, key) is None:
-                raise UserError(f"optim.schedule='step' needs {key}")
-        _positive_int(config, "optim.decay_every")
-        _number(config, "optim.decay_factor", 0.0, 1.0, low_open=True, high_open=False)
-    parallel.check_config(config)
-    nesterov = _get(config, "optim.nesterov", False)
-    if not isinstance(nesterov, bool):
-        raise UserError(f"optim.nesterov={nesterov!r}: must be True/False")
-
-
-_MISSING = object()
-
-
-def to_dict(config) -> dict:
-    """The config as plain JSON types (what a checkpoint stores)."""
-    if isinstance(config, dict):
-        return json.loads(json.dumps(config))
-    return json.loads(config.to_json())
-
-
-def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}} -> {"a.b": 1}``."""
-    out = {}
-    for k, v in tree.items():
-        if isinstance(v, dict) and v:
-            out.update(flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-# Fields added after runs had been saved without them: absent reads as this value, so a config
-# that sets the default still resumes those runs.
-ADDED_DEFAULTS = {
-    "optim.ema_decay": 0.0,
-    "model.encoder_dropout": 0.0,
-    "model.mlp_activation": "relu",
-    "train.label_smoothing": 0.0,
-    "model.init_scale": 0.1,
-    "model.variational": False,
-    "train.adversarial_eps": 0.0,
-    "train.adversarial_start": 0,
-}
-
-
-def experiment_diff(saved: dict, current: dict) -> list[str]:
-    """The fields (outside :data:`RUN_CONTROL`) in which two configs differ, as
-    ``"key: saved -> current"`` strings; empty when they describe the same experiment.
-
-    Example:
-      >>> experiment_diff({"optim": {"name": "sgd"}}, {"optim": {"name": "sgd", "ema_decay": 0.0}})
-      []
-    """
-    a, b = flatten(to_dict(saved)), flatten(to_dict(current))
-    a, b = ({**ADDED_DEFAULTS, **a}, {**ADDED_DEFAULTS, **b})
-    diffs = []
-    for key in sorted(set(a) | set(b)):
-        if key in RUN_CONTROL or a.get(key, _ABSENT) == b.get(key, _ABSENT):
-            continue
-        diffs.append(f"{key}: {_show(a.get(key, _ABSENT))} there, {_show(b.get(key, _ABSENT))} now")
-    return diffs
-
-
-_ABSENT = "<absent>"
-
-
-def _show(v) -> str:
-    return v if v is _ABSENT else repr(v)
-
-
 __all__ = [
-    "REQUIRED",
-    "RUN_CONTROL",
+    "EXTRA_GROUPS",
+    "FIELDS",
+    "all_keys",
+    "check",
+    "defaults",
+    "differences",
     "experiment_diff",
+    "fields",
     "flatten",
     "lookup",
     "parse_arg",
+    "resolve",
+    "rules",
+    "run_control_keys",
+    "short_run",
+    "show",
     "to_dict",
     "validate",
 ]

@@ -8,12 +8,12 @@ other metric; ``seqjax eval`` prints it as a table and draws ``WORKDIR/confusion
 
 from __future__ import annotations
 
-import os
 import pathlib
-import tempfile
 from typing import Mapping, Optional
 
 import numpy as np
+
+from seqjax.train import files
 
 PREFIX = "confusion/"
 
@@ -86,15 +86,7 @@ def plot_confusion(names: list[str], m: np.ndarray, path, title: str = "") -> pa
     ax.set_title(title)
     fig.colorbar(image, ax=ax, label="fraction of the true class")
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    files.save_figure(fig, path, dpi=110)
     return path
 
 

@@ -33,7 +33,9 @@ Step ``n`` means "after ``n`` updates"; update ``n`` used ``task.batch(n - 1)``.
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
+import signal
 import time
 from typing import Any, Optional
 
@@ -41,13 +43,13 @@ import jax
 import numpy as np
 
 from seqjax import tasks
-from seqjax.errors import UserError
+from seqjax.errors import Interrupted, UserError
 from seqjax.tasks import diagnostics
 from seqjax.tasks.base import Task
-from seqjax.train import checkpoint, optim, parallel
+from seqjax.train import checkpoint, files, optim, parallel, preempt
 from seqjax.train import config as config_lib
 from seqjax.train import step as step_lib
-from seqjax.train.metrics import MetricWriter, Progress, format_metrics
+from seqjax.train.metrics import MetricWriter, Progress, format_metrics, headline
 
 # Step metrics averaged over a log window; the others are reported as described in _summarize.
 _LAST = ("learning_rate", "skipped")
@@ -94,26 +96,65 @@ def train_and_evaluate(config, workdir, *, task: Optional[Task] = None) -> dict:
       ``{"step": final step, "stopped_early": bool, "validation": metrics, "best_step": step of
       the best checkpoint, "params": the final parameters}``.
     """
+    config = config_lib.validate(config)  # complete and checked, before anything loads
+    workdir = pathlib.Path(workdir)
+    check_workdir(workdir)
     parallel.initialize(config)  # joins a multi-process run; before any device is touched
-    config_lib.validate(config)
+    created = not workdir.exists()
+    workdir.mkdir(parents=True, exist_ok=True)
+    # One writer per workdir (process 0 of a multi-process run holds it for all of them).
+    holder = files.exclusive(workdir) if parallel.is_primary() else contextlib.nullcontext()
+    try:
+        with holder:
+            return _locked(config, workdir, task)
+    except BaseException:
+        if created and not any(workdir.iterdir()):  # refused before writing anything
+            workdir.rmdir()
+        raise
+
+
+def _locked(config, workdir: pathlib.Path, task: Optional[Task]) -> dict:
+    """``train_and_evaluate`` once the workdir is this process's."""
     task = tasks.build(config) if task is None else task
     mesh = parallel.make_mesh(config)  # None: one device, as without the mesh
     tc = config.train
     tx = optim.build(config.optim, tc.num_steps)
-    workdir = pathlib.Path(workdir)
-    if workdir.exists() and not workdir.is_dir():
-        raise UserError(f"--workdir={workdir}: is a file; give a directory")
     ckpt_dir = workdir / "checkpoints"
+    for name in checkpoint.remove_incomplete(ckpt_dir):
+        print(f"seqjax train: removed {ckpt_dir / name}, a save that never completed", flush=True)
     mngr = checkpoint.manager(
         ckpt_dir, keep=tc.keep, best_metric=task.best_metric, best_mode=task.best_mode
     )
+    # Several processes agree on the step to save through JAX's preemption sync point (orbax);
+    # one process handles the signals itself.
+    signals = preempt.SIGNALS if jax.process_count() == 1 else (signal.SIGINT,)
     try:
-        return _train(config, task, tx, workdir, mngr, mesh)
+        with preempt.stop_requests(signals) as stop:
+            return _train(config, task, tx, workdir, mngr, mesh, stop)
     finally:
         mngr.close()
 
 
-def _train(config, task: Task, tx, workdir: pathlib.Path, mngr, mesh=None) -> dict:
+def check_workdir(workdir: pathlib.Path) -> None:
+    """A :class:`UserError` for a workdir that cannot be one: a file, on a filesystem that is not
+    there (its top-level folder is missing: an unmounted ``/scratch``), or not writable."""
+    if workdir.exists() and not workdir.is_dir():
+        raise UserError(f"--workdir={workdir}: is a file; give a directory")
+    existing = workdir.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if workdir.is_absolute() and existing == pathlib.Path(existing.anchor) and workdir != existing:
+        top = pathlib.Path(existing.anchor) / workdir.parts[1]
+        raise UserError(
+            f"--workdir={workdir}: {top} does not exist (a filesystem that is not mounted?); "
+            "mount it, create it, or give another --workdir"
+        )
+    problem = files.storage_problem(existing)
+    if problem:
+        raise UserError(f"--workdir={workdir}: {problem}; give another --workdir")
+
+
+def _train(config, task: Task, tx, workdir: pathlib.Path, mngr, mesh, stop) -> dict:
     """Restores or initialises the state, then trains, evaluates and checkpoints."""
     tc = config.train
     init_key, train_key = jax.random.split(jax.random.key(config.seed))
@@ -129,7 +170,7 @@ def _train(config, task: Task, tx, workdir: pathlib.Path, mngr, mesh=None) -> di
             raise UserError(
                 f"--workdir={workdir}: its checkpoints belong to a different experiment "
                 f"({'; '.join(diffs)}); use a new --workdir, or the same config to resume "
-                f"(only {', '.join(sorted(config_lib.RUN_CONTROL))} may change)"
+                "(only run-control fields such as train.num_steps may change)"
             )
 
     latest = None
@@ -147,10 +188,9 @@ def _train(config, task: Task, tx, workdir: pathlib.Path, mngr, mesh=None) -> di
         "best_mode": task.best_mode,
     }
     start = int(state.step)
-    workdir.mkdir(parents=True, exist_ok=True)
     writer = MetricWriter(workdir) if parallel.is_primary() else parallel.NullWriter()
     progress = Progress(tc.num_steps, start)
-    patience = int(tc.get("early_stop_patience", 0) or 0)
+    patience = tc.early_stop_patience
     try:
         progress.line(
             f"seqjax train: task {config.task} ({task.metadata.get('problem', '')}), "
@@ -173,7 +213,8 @@ def _train(config, task: Task, tx, workdir: pathlib.Path, mngr, mesh=None) -> di
             validation = task.evaluate(step_lib.eval_params(state), split)
         else:
             state, validation, stop_step = _run(
-                config, task, tx, state, rng, mngr, writer, progress, meta, latest, early, mesh
+                config, task, tx, state, rng, mngr, writer, progress, meta, latest, early, mesh,
+                stop,
             )
             stopped = stop_step is not None
             start = stop_step if stopped else start
@@ -213,12 +254,12 @@ class _EarlyStop:
 
 
 def _run(
-    config, task, tx, state, rng, mngr, writer, progress, meta, last_saved, early, mesh
+    config, task, tx, state, rng, mngr, writer, progress, meta, last_saved, early, mesh, stop
 ) -> tuple:
     """Trains from ``state.step``; returns (final state, last validation metrics, step it stopped
     early at or ``None``)."""
     tc = config.train
-    stopper = _EarlyStop(int(tc.get("early_stop_patience", 0) or 0), task.best_mode, early)
+    stopper = _EarlyStop(tc.early_stop_patience, task.best_mode, early)
     stop_step = None
     train_step = step_lib.make_train_step(task, tx, mesh)
     key = jax.random.wrap_key_data(rng)
@@ -228,8 +269,36 @@ def _run(
     start = int(state.step)
     validation: dict = {}
     clock, timed = None, 0  # throughput: wall time and steps since `clock` (compile excluded)
-    diag_every = tc.get("diagnostics_every", 0) if task.diagnose is not None else 0
+    diag_every = tc.diagnostics_every if task.diagnose is not None else 0
     averaging = optim.ema_decay(config.optim) > 0
+
+    multi = jax.process_count() > 1
+
+    def save(done, state, key, validation, last_saved):
+        """Writes checkpoint ``done``; a full, read-only or vanished disk is one clear line (and
+        the partial save is removed), anything else a bug."""
+        meta_now = {
+            **meta,
+            "step": done,
+            "data_position": done,
+            "metrics": validation,
+            "early_stop": stopper.state(),
+        }
+        try:
+            checkpoint.save(mngr, done, state, jax.random.key_data(key), meta_now, validation)
+        except Exception:
+            latest = mngr.directory / str(last_saved) if last_saved is not None else None
+            needed = max(1 << 20, files.tree_size(latest) if latest else 0)
+            problem = files.storage_problem(mngr.directory, needed)
+            if problem is None:
+                raise
+            checkpoint.remove_incomplete(mngr.directory, quiet_failures=True)
+            kept = f"step {last_saved}" if last_saved is not None else "none was saved yet"
+            raise UserError(
+                f"--workdir={mngr.directory.parent}: {problem} while saving the checkpoint of "
+                f"step {done}; the last good checkpoint ({kept}) is kept and the partial one "
+                "removed; free space (or fix the directory) and run the same command to resume"
+            ) from None
 
     def fetch():
         nonlocal pending
@@ -265,7 +334,8 @@ def _run(
         is_ckpt = done % tc.checkpoint_every == 0 or last
         is_eval = done % tc.eval_every == 0 or is_ckpt
         is_diag = diag_every > 0 and (done % diag_every == 0 or last)
-        if not (is_log or is_eval or is_diag):
+        preempted = stop.signum is not None or (multi and mngr.reached_preemption(done))
+        if not (is_log or is_eval or is_diag or preempted):
             continue
         fetch()  # never evaluate or save past a non-finite step
         if is_log:
@@ -278,11 +348,12 @@ def _run(
         if is_eval:
             validation = task.evaluate(step_lib.eval_params(state), split)
             writer.write(done, split, validation)
-            progress.line(f"step {done} {split}: {format_metrics(validation)}")
+            shown = headline(validation)
+            progress.line(f"step {done} {split}: {format_metrics(validation, shown)}")
             if averaging:  # the weights trained, beside their average (split "<split>_raw")
                 raw = task.evaluate(state.params, split)
                 writer.write(done, f"{split}_raw", raw)
-                progress.line(f"step {done} {split}_raw: {format_metrics(raw)}")
+                progress.line(f"step {done} {split}_raw: {format_metrics(raw, shown)}")
             if stopper.update(float(validation[task.best_metric])):
                 stop_step, is_ckpt = done, True
                 progress.line(
@@ -291,23 +362,18 @@ def _run(
                 )
         if is_diag:
             writer.write(done, "diagnostics", diagnostics.at_distances(task.diagnose(state.params)))
-        if is_ckpt:
-            rng_data = jax.random.key_data(key)
-            checkpoint.save(
-                mngr,
-                done,
-                state,
-                rng_data,
-                {
-                    **meta,
-                    "step": done,
-                    "data_position": done,
-                    "metrics": validation,
-                    "early_stop": stopper.state(),
-                },
-                validation,
-            )
+        if preempted and not (is_eval or is_ckpt):  # the checkpoint is ranked like any other
+            validation = task.evaluate(step_lib.eval_params(state), split)
+            writer.write(done, split, validation)
+        if is_ckpt or preempted:
+            save(done, state, key, validation, last_saved)
             last_saved = done
+        if preempted:
+            raise Interrupted(
+                f"stopped by {stop.name or 'a preemption notice'} at step {done}: its checkpoint "
+                f"is saved in {mngr.directory}; run the same command to resume",
+                stop.signum or signal.SIGTERM,
+            )
         if stop_step is not None:
             break
         clock, timed = time.perf_counter(), 0  # evaluation and saving are not training time
@@ -319,9 +385,7 @@ def restore(ckpt_dir, meta: dict, first, task: Task) -> tuple[int, step_lib.Trai
     :func:`seqjax.train.checkpoint.open_workdir` returned), restored into the structure of
     ``task`` and of the optimizer that ``meta["config"]`` describes. Inference reads its weights
     with :func:`seqjax.train.step.eval_params`."""
-    import ml_collections
-
-    config = ml_collections.ConfigDict(meta["config"])
+    config = config_lib.validate(meta["config"])
     tx = optim.build(config.optim, config.train.num_steps)
     mngr = checkpoint.manager(
         ckpt_dir, best_metric=meta["best_metric"], best_mode=meta["best_mode"], create=False
@@ -340,10 +404,10 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Evaluates the ``"best"`` (or ``"latest"``) checkpoint of ``workdir`` on ``split`` (the
     task's validation split by default), from nothing but the workdir."""
+    if split is not None and split not in ("validation", "test", "train"):  # before data loads
+        raise UserError(f"--split={split!r}: choose one of validation, test, train")
     ckpt_dir, meta, first = checkpoint.open_workdir(workdir, which)
-    import ml_collections
-
-    task = tasks.build(ml_collections.ConfigDict(meta["config"]))
+    task = tasks.build(config_lib.validate(meta["config"]))
     split = split or task.eval_splits[0]
     if split not in task.eval_splits:
         raise UserError(f"--split={split!r}: choose one of {', '.join(task.eval_splits)}")

@@ -17,7 +17,8 @@ import pathlib
 import sys
 from typing import Optional
 
-FILE = "metrics.jsonl"
+from seqjax.train.files import METRICS as FILE
+
 _SHORT = {"examples": "ex", "tokens": "tok"}
 
 
@@ -27,7 +28,8 @@ class MetricWriter:
     def __init__(self, workdir: pathlib.Path):
         from tensorboardX import SummaryWriter
 
-        path = pathlib.Path(workdir) / FILE
+        self._dir = pathlib.Path(workdir)
+        path = self._dir / FILE
         torn = path.is_file() and path.stat().st_size > 0 and _last_byte(path) != b"\n"
         self._file = open(path, "a", encoding="utf-8")
         if torn:  # a run killed mid-line: end that line so the next record starts on its own
@@ -37,11 +39,22 @@ class MetricWriter:
     def write(self, step: int, split: str, metrics: dict) -> None:
         record = {"step": int(step), "split": split}
         record.update({k: _json_number(v) for k, v in metrics.items()})
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
-        for k, v in metrics.items():
-            self._tb.add_scalar(f"{split}/{k}", float(v), int(step))
-        self._tb.flush()
+        try:
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
+            for k, v in metrics.items():
+                self._tb.add_scalar(f"{split}/{k}", float(v), int(step))
+            self._tb.flush()
+        except OSError as e:
+            from seqjax.errors import UserError
+            from seqjax.train.files import storage_problem
+
+            problem = storage_problem(self._dir) or e.strerror
+            raise UserError(
+                f"--workdir={self._dir}: {problem} while writing the metrics of step {step}; the "
+                "checkpoints are kept; free space (or fix the directory) and run the same "
+                "command to resume"
+            ) from None
 
     def close(self) -> None:
         self._file.close()
@@ -63,6 +76,21 @@ def format_metrics(metrics: dict, keys: Optional[tuple] = None) -> str:
     """``"loss 0.0312  mse 0.0312"`` with 4 significant digits."""
     keys = keys or tuple(metrics)
     return "  ".join(f"{k} {metrics[k]:.4g}" for k in keys if k in metrics)
+
+
+# Evaluation results that are counts or per-class detail, not a line's headline.
+_DETAIL = ("tokens",)
+
+
+def headline(metrics: dict, limit: int = 8) -> tuple:
+    """The keys a one-line summary shows: the scalar metrics without a ``/`` in their name (per
+    class, confusion counts and per-block detail stay in ``metrics.jsonl``), at most ``limit``.
+
+    Example:
+      >>> headline({"loss": 1, "accuracy": 0.5, "recall/pos": 1, "confusion/a/b": 3, "tokens": 9})
+      ('loss', 'accuracy')
+    """
+    return tuple(k for k in metrics if "/" not in k and k not in _DETAIL)[:limit]
 
 
 class Progress:
@@ -107,4 +135,4 @@ class Progress:
             self._bar.close()
 
 
-__all__ = ["FILE", "MetricWriter", "Progress", "format_metrics"]
+__all__ = ["FILE", "MetricWriter", "Progress", "format_metrics", "headline"]

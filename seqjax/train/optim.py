@@ -57,11 +57,59 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from seqjax import schema
+
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 CLIPS = ("none", "global_norm", "value", "adaptive")
 SCHEDULES = ("constant", "cosine", "step")
+
+#: The ``optim.*`` fields (:mod:`seqjax.schema`), the same for every task.
+FIELDS: dict[str, schema.Field] = {
+    "optim.name": schema.choice("adam", OPTIMIZERS, "sgd | adam | adamw | rmsprop"),
+    "optim.learning_rate": schema.number(1e-3, "peak learning rate", low=0.0, low_open=True),
+    "optim.clip": schema.choice(
+        "global_norm", CLIPS, "gradient clipping: none | global_norm | value | adaptive"
+    ),
+    "optim.clip_value": schema.number(
+        1.0,
+        "threshold of the clipping (global norm, value, or unit-wise ratio)",
+        low=0.0,
+        low_open=True,
+    ),
+    "optim.momentum": schema.number(0.0, "sgd/rmsprop momentum (0: none)", low=0.0, high=1.0),
+    "optim.nesterov": schema.flag(False, "Nesterov momentum (adam: NAdam)"),
+    "optim.weight_decay": schema.number(0.0, "L2 penalty (adamw: decoupled)", low=0.0),
+    "optim.schedule": schema.choice(
+        "constant", SCHEDULES, "learning-rate schedule after warmup: constant | cosine | step"
+    ),
+    "optim.warmup_steps": schema.integer(0, "linear warmup from 0 before the schedule", low=0),
+    "optim.ema_decay": schema.number(
+        0.0,
+        "> 0: evaluate an exponential moving average of the weights",
+        low=0.0,
+        high=1.0,
+        high_open=True,
+    ),
+    "optim.decay_factor": schema.number(
+        0.5,
+        "step schedule: multiply the learning rate by this ...",
+        low=0.0,
+        high=1.0,
+        low_open=True,
+    ),
+    "optim.decay_every": schema.integer(1000, "... every this many steps ...", low=1),
+    "optim.decay_start": schema.integer(0, "... after this many steps", low=0),
+}
 # apply_if_finite applies a non-finite update after this many in a row; never, in practice.
 _MAX_CONSECUTIVE_NONFINITE = 2**30
+
+
+def with_defaults(optim_cfg: Mapping) -> dict:
+    """``optim_cfg`` (a mapping of ``optim.*`` field names) completed with the defaults of
+    :data:`FIELDS`, so a partial dict works as well as a whole config block."""
+    out = {key.split(".", 1)[1]: f.default for key, f in FIELDS.items()}
+    out.update({k: optim_cfg[k] for k in optim_cfg})
+    return out
 
 
 class AverageState(NamedTuple):
@@ -109,8 +157,8 @@ def average_params(decay: float) -> optax.GradientTransformation:
 
 
 def ema_decay(optim_cfg: Mapping) -> float:
-    """``optim.ema_decay``; 0 (off) when absent."""
-    return float(optim_cfg.get("ema_decay", 0.0) or 0.0)
+    """``optim.ema_decay`` (0: off)."""
+    return float(with_defaults(optim_cfg)["ema_decay"])
 
 
 def averaged(opt_state: Any, params: Any) -> Any:
@@ -185,8 +233,9 @@ def schedule(optim_cfg: Mapping, num_steps: int) -> optax.Schedule:
       >>> [float(schedule(cfg, 100)(s)) for s in (0, 9, 10, 25)]
       [1.0, 1.0, 0.5, 0.25]
     """
+    optim_cfg = with_defaults(optim_cfg)
     lr, kind = optim_cfg["learning_rate"], optim_cfg["schedule"]
-    warmup = optim_cfg.get("warmup_steps", 0)
+    warmup = optim_cfg["warmup_steps"]
     if kind == "constant":
         main = optax.constant_schedule(lr)
     elif kind == "cosine":
@@ -196,7 +245,7 @@ def schedule(optim_cfg: Mapping, num_steps: int) -> optax.Schedule:
             lr,
             transition_steps=optim_cfg["decay_every"],
             decay_rate=optim_cfg["decay_factor"],
-            transition_begin=optim_cfg.get("decay_start", 0),
+            transition_begin=optim_cfg["decay_start"],
             staircase=True,
         )
     else:
@@ -208,8 +257,8 @@ def schedule(optim_cfg: Mapping, num_steps: int) -> optax.Schedule:
 
 def _optimizer(optim_cfg: Mapping, sched: optax.Schedule) -> optax.GradientTransformation:
     name = optim_cfg["name"]
-    momentum = optim_cfg.get("momentum", 0.0) or None
-    nesterov = bool(optim_cfg.get("nesterov", False))
+    momentum = optim_cfg["momentum"] or None
+    nesterov = bool(optim_cfg["nesterov"])
 
     def inject(factory, **options):
         # Only the learning rate becomes a hyper-parameter in the state (the metric); the other
@@ -222,9 +271,7 @@ def _optimizer(optim_cfg: Mapping, sched: optax.Schedule) -> optax.GradientTrans
     if name == "adam":
         return inject(optax.adam, nesterov=nesterov)
     if name == "adamw":
-        return inject(
-            optax.adamw, weight_decay=optim_cfg.get("weight_decay", 0.0), nesterov=nesterov
-        )
+        return inject(optax.adamw, weight_decay=optim_cfg["weight_decay"], nesterov=nesterov)
     if name == "rmsprop":
         return inject(optax.rmsprop, momentum=momentum, nesterov=nesterov and momentum is not None)
     raise ValueError(f"optim.name={name!r}: choose one of {', '.join(OPTIMIZERS)}")
@@ -243,8 +290,9 @@ def build(optim_cfg: Mapping, num_steps: int) -> optax.GradientTransformation:
       >>> [round(u, 6) for u in updates["w"].tolist()], bool(stats(state)["clipped"])
       ([-0.06, -0.08], True)
     """
+    optim_cfg = with_defaults(optim_cfg)
     parts = [flag_clipping(clipping(optim_cfg))]
-    wd = optim_cfg.get("weight_decay", 0.0)
+    wd = optim_cfg["weight_decay"]
     if wd and optim_cfg["name"] != "adamw":
         parts.append(optax.add_decayed_weights(wd))
     parts.append(standard_promotion(_optimizer(optim_cfg, schedule(optim_cfg, num_steps))))
@@ -280,4 +328,5 @@ __all__ = [
     "ema_decay",
     "flag_clipping",
     "schedule",
+    "with_defaults",
 ]

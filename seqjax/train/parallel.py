@@ -33,18 +33,37 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from seqjax import schema
 from seqjax.errors import UserError
 
 AXIS = "data"
 
-# Config keys of this module: they say where a run executes, not what it computes, so a run may
-# resume on another number of devices (seqjax.train.config.RUN_CONTROL).
-KEYS = (
-    "mesh.data",
-    "distributed.coordinator_address",
-    "distributed.num_processes",
-    "distributed.process_id",
-)
+
+def _devices(n) -> str | None:
+    return None if n >= 1 or n == -1 else "must be >= 1, or -1"
+
+
+#: The fields of this module. They say where a run executes, not what it computes, so a run may
+#: resume on another number of devices (``run_control``).
+FIELDS: dict[str, schema.Field] = {
+    "mesh.data": schema.run_control(
+        schema.integer(1, "devices sharing each batch (data parallel): 1 | n | -1 = all")
+    )._replace(check=_devices, hint="a number of devices, or -1 for all of them"),
+    "distributed.coordinator_address": schema.run_control(
+        schema.text(
+            "", "host:port of process 0 of a multi-process run; 'auto': detect (Slurm, TPU pods)"
+        )
+    ),
+    "distributed.num_processes": schema.run_control(
+        schema.integer(
+            None, "processes of a multi-process run (None: JAX_NUM_PROCESSES)", low=1, optional=True
+        )
+    ),
+    "distributed.process_id": schema.run_control(
+        schema.integer(None, "this process's index (None: JAX_PROCESS_ID)", low=0, optional=True)
+    ),
+}
+KEYS = tuple(FIELDS)
 
 
 def _get(config, dotted: str, default: Any = None) -> Any:
@@ -56,12 +75,6 @@ def _get(config, dotted: str, default: Any = None) -> Any:
     return default if node is None else node
 
 
-def _is_initialized() -> bool:
-    from jax._src import distributed
-
-    return distributed.global_state.client is not None
-
-
 def initialize(config) -> None:
     """Joins the processes of a multi-process run with :func:`jax.distributed.initialize`.
 
@@ -71,7 +84,7 @@ def initialize(config) -> None:
     address = _get(config, "distributed.coordinator_address", "") or os.environ.get(
         "JAX_COORDINATOR_ADDRESS", ""
     )
-    if not address or _is_initialized():
+    if not address or jax.distributed.is_initialized():
         return
     if address == "auto":
         if os.environ.get("JAX_COORDINATOR_ADDRESS") == "auto":
@@ -96,19 +109,11 @@ def initialize(config) -> None:
     jax.distributed.initialize(address, num, pid)
 
 
-def check_config(config) -> None:
-    """Checks ``mesh.data`` (before any file is written)."""
-    n = _get(config, "mesh.data", 1)
-    if isinstance(n, bool) or not isinstance(n, int) or (n < 1 and n != -1):
-        raise UserError(f"mesh.data={n!r}: give a positive number of devices, or -1 for all")
-
-
 def make_mesh(config) -> Optional[Mesh]:
     """The data-parallel mesh of ``config``, or ``None`` for a plain single-device run.
 
     Raises :class:`UserError` when ``mesh.data`` asks for more devices than there are, when several
     processes do not use all devices, or when ``train.batch_size`` does not split evenly."""
-    check_config(config)
     n = _get(config, "mesh.data", 1)
     total = jax.device_count()
     if n == -1:
@@ -194,8 +199,8 @@ class NullWriter:
 __all__ = [
     "AXIS",
     "KEYS",
+    "FIELDS",
     "NullWriter",
-    "check_config",
     "initialize",
     "is_primary",
     "make_mesh",

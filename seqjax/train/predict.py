@@ -34,12 +34,12 @@ class Predictor:
 
     def __init__(self, workdir, which: str = "best"):
         import jax
-        import ml_collections
 
         from seqjax import data as data_lib
         from seqjax.tasks.base import Task
         from seqjax.tasks.classify import model_from
         from seqjax.train import checkpoint
+        from seqjax.train import config as config_lib
         from seqjax.train.loop import restore
         from seqjax.train.step import eval_params
 
@@ -52,7 +52,7 @@ class Predictor:
                 f"--workdir={workdir}: is a {task_meta.get('task')!r} run; seqjax predict needs "
                 "a classification run (task='classify')"
             )
-        config = ml_collections.ConfigDict(meta["config"])
+        config = config_lib.validate(meta["config"])
         self.tokenizer = data_lib.tokenizer_from_json(task_meta["tokenizer"])
         self.labels = tuple(task_meta["labels"])
         self.max_length = int(task_meta.get("max_length") or 0)
@@ -65,7 +65,7 @@ class Predictor:
         self.params = eval_params(state)  # the evaluated weights (the average, if kept)
         self._probs = jax.jit(
             lambda params, tokens, lengths: jax.nn.softmax(
-                model.apply(params, tokens, lengths).astype(np.float32), axis=-1
+                model.apply(params, tokens, lengths=lengths)[0].astype(np.float32), axis=-1
             )
         )
 

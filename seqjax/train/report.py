@@ -7,57 +7,60 @@ resumed run (same split and step) count once, the last one written. Loss-like me
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import pathlib
-import tempfile
 from typing import Optional
 
 from seqjax.errors import UserError
-from seqjax.train.metrics import FILE
+from seqjax.train import files
 
 _LOG_SCALE = ("loss", "mse", "grad_norm", "update_norm", "perplexity")
 
 
 def read_metrics(workdir) -> dict[str, dict[str, list]]:
     """``{split: {metric: [(step, value), ...] sorted by step}}`` from ``metrics.jsonl``."""
-    path = pathlib.Path(workdir) / FILE
+    path = pathlib.Path(workdir) / files.METRICS
     if not path.is_file():
-        raise UserError(f"--workdir={workdir}: no {FILE} in it; train first with seqjax train")
-    records: dict = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a crash
-            records[(r.get("split", "train"), r["step"])] = r
+        raise UserError(
+            f"--workdir={workdir}: no {files.METRICS} in it; train first with seqjax train"
+        )
     out: dict = {}
-    for (split, step), r in sorted(records.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+    for r in files.read_metrics(workdir):
         for k, v in r.items():
             if k in ("step", "split") or v is None:
                 continue
-            out.setdefault(split, {}).setdefault(k, []).append((step, float(v)))
+            split = out.setdefault(r.get("split", "train"), {})
+            split.setdefault(k, []).append((r["step"], float(v)))
     if not out:
         raise UserError(f"{path}: holds no metrics yet")
     return out
 
 
+def varying(data: dict[str, dict[str, list]]) -> list[str]:
+    """The metrics worth a panel: those whose values differ somewhere (a constant such as a
+    baseline, a token count or a zero skip counter says nothing as a curve), ``loss`` first.
+
+    Example:
+      >>> varying({"train": {"loss": [(1, 2.0), (2, 1.0)], "skipped": [(1, 0.0), (2, 0.0)]}})
+      ['loss']
+    """
+    values: dict = {}
+    for per_split in data.values():
+        for name, points in per_split.items():
+            values.setdefault(name, set()).update(v for _, v in points)
+    return sorted((n for n, v in values.items() if len(v) > 1), key=lambda n: (n != "loss", n))
+
+
 def plot_metrics(workdir, out: Optional[str] = None) -> str:
-    """Draws every metric's curves into one PNG (``WORKDIR/report.png`` by default); returns its
-    path."""
+    """Draws the curves of every metric that varies into one PNG (``WORKDIR/report.png`` by
+    default); returns its path."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     data = read_metrics(workdir)
-    names = sorted(
-        {m for per_split in data.values() for m in per_split}, key=lambda n: (n != "loss", n)
-    )
+    names = varying(data) or ["loss"]
     cols = min(3, len(names))
     rows = math.ceil(len(names) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.4 * rows), squeeze=False)
@@ -82,28 +85,7 @@ def plot_metrics(workdir, out: Optional[str] = None) -> str:
     if path.suffix.lower() != ".png":
         raise UserError(f"--out={out}: give a .png file name")
     path.parent.mkdir(parents=True, exist_ok=True)
-    return save_figure(fig, path, dpi=110)
+    return files.save_figure(fig, path, dpi=110)
 
 
-def save_figure(fig, path: pathlib.Path, dpi: int = 110) -> str:
-    """Saves ``fig`` as ``path`` and closes it. Written beside the target and renamed, so a
-    reader never sees half a file; the file gets the usual permissions (``mkstemp`` gives 0600)."""
-    import matplotlib.pyplot as plt
-
-    path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=dpi)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return str(path)
-
-
-__all__ = ["plot_metrics", "read_metrics", "save_figure"]
+__all__ = ["plot_metrics", "read_metrics", "varying"]

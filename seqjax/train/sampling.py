@@ -14,7 +14,6 @@ from typing import Optional
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from seqjax.data import tokenizer_from_json
@@ -23,6 +22,7 @@ from seqjax.models.lm import sample
 from seqjax.tasks import lm as lm_task
 from seqjax.tasks.base import Task
 from seqjax.train import checkpoint
+from seqjax.train import config as config_lib
 from seqjax.train import step as step_lib
 from seqjax.train.loop import restore
 
@@ -39,7 +39,7 @@ def load_language_model(workdir, which: str = "best") -> tuple:
             f"--workdir={workdir}: holds a {task_meta.get('task', 'unknown')!r} run; sample needs "
             "a language model (config task='lm')"
         )
-    config = ml_collections.ConfigDict(meta["config"])
+    config = config_lib.validate(meta["config"])
     tokenizer = tokenizer_from_json(task_meta["tokenizer"])
     model = lm_task.build_model(config.model, tokenizer.vocab_size)
     # The checkpoint's structure, without data: parameters, optimizer state and the carry.
@@ -85,8 +85,8 @@ def generate(
         raise UserError(f"--temperature={temperature!r}: must be >= 0 (0: greedy)")
     model, params, tokenizer, _ = load_language_model(workdir, which)
     top_k = top_k or None
-    if top_k is not None and not 1 <= top_k <= model.vocab_size:
-        raise UserError(f"--top_k={top_k}: must be in [1, {model.vocab_size}] (0: no limit)")
+    if top_k is not None and not 1 <= top_k <= model.output_size:
+        raise UserError(f"--top_k={top_k}: must be in [1, {model.output_size}] (0: no limit)")
     ids = np.asarray(tokenizer.encode(prompt), np.int32)
     if ids.size == 0:
         raise UserError(f"--prompt={prompt!r}: encodes to no token; give some text")

@@ -33,26 +33,19 @@ run; ``seqjax report --workdir DIR`` redraws them.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import csv
-import io
 import itertools
 import json
-import math
-import os
 import pathlib
-import tempfile
 import time
 import traceback
 from typing import Any, Callable, Optional
 
 from seqjax.errors import UserError
 from seqjax.train import config as config_lib
-
-SPEC = "sweep.json"
-DONE = "done.json"
-GRAD_NORMS = "grad_norms.json"
-
+from seqjax.train import files, sweep_plots, sweep_results
+from seqjax.train.sweep_results import DONE, GRAD_NORMS, SPEC
 
 # ----------------------------------------------------------------------------- the grid
 
@@ -125,8 +118,7 @@ def expand(config) -> list[dict]:
 def run_config(config, overrides: dict):
     """A copy of ``config`` without ``sweep`` and with ``overrides`` (dotted keys) applied."""
     c = copy.deepcopy(config)
-    unlocked = c.unlocked() if hasattr(c, "unlocked") else None
-    with unlocked if unlocked is not None else _nullcontext():
+    with c.unlocked() if hasattr(c, "unlocked") else contextlib.nullcontext():
         if "sweep" in c:
             del c["sweep"]
         for key, value in overrides.items():
@@ -134,40 +126,6 @@ def run_config(config, overrides: dict):
             node = config_lib.lookup(c, parent) if parent else c
             node[leaf] = value
     return c
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *a):
-        return False
-
-
-# ----------------------------------------------------------------------------- files
-
-
-def write_atomic(path: pathlib.Path, text: str) -> None:
-    """Writes ``text`` to a temporary file beside ``path`` and renames it: never half a file."""
-    path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _json_safe(v):
-    if isinstance(v, dict):
-        return {k: _json_safe(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_json_safe(x) for x in v]
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
 
 
 # ----------------------------------------------------------------------------- running
@@ -198,13 +156,13 @@ def train_one(config, rundir: pathlib.Path, *, train_fn: Callable) -> dict:
         if task.diagnose is not None and "init" not in norms:
             init_key, _ = jax.random.split(jax.random.key(config.seed))  # as the loop does
             norms["init"] = _grad_norms(task, task.init(init_key))
-            write_atomic(norms_path, json.dumps(_json_safe(norms)))
+            files.write_atomic(norms_path, json.dumps(sweep_results.json_safe(norms)))
         result = train_fn(config, rundir, task=task)
     except UserError as e:
         return {"status": "failed", "reason": str(e), "wall_s": time.perf_counter() - start}
     if task.diagnose is not None:
         norms["final"] = _grad_norms(task, result["params"])
-        write_atomic(norms_path, json.dumps(_json_safe(norms)))
+        files.write_atomic(norms_path, json.dumps(sweep_results.json_safe(norms)))
     return {
         "status": "done",
         "step": int(result["step"]),
@@ -238,8 +196,11 @@ def run_sweep(
     if train_fn is None:
         from seqjax.train.loop import train_and_evaluate as train_fn
     runs = expand(config)
-    for r in runs:  # every run's config must be valid before anything is written
-        config_lib.validate(run_config(config, r["overrides"]))
+    for r in runs:  # every run's whole config must be valid before anything is written
+        try:
+            config_lib.validate(run_config(config, r["overrides"]))
+        except UserError as e:
+            raise UserError(f"sweep run {r['name']}: {e}") from None
     workdir = pathlib.Path(workdir)
     if workdir.exists() and not workdir.is_dir():
         raise UserError(f"--workdir={workdir}: is a file; give a directory")
@@ -248,9 +209,9 @@ def run_sweep(
     spec = {
         "x": sweep.get("x", "data.seq_len"),
         "group": sweep.get("group", "model.cell"),
-        "runs": [{**r, "overrides": _json_safe(r["overrides"])} for r in runs],
+        "runs": [{**r, "overrides": sweep_results.json_safe(r["overrides"])} for r in runs],
     }
-    write_atomic(workdir / SPEC, json.dumps(spec, indent=1))
+    files.write_atomic(workdir / SPEC, json.dumps(spec, indent=1))
     records = []
     for i, r in enumerate(runs):
         rundir = workdir / "runs" / r["name"]
@@ -269,7 +230,7 @@ def run_sweep(
             "overrides": r["overrides"],
             **outcome,
         }
-        write_atomic(done_path, json.dumps(_json_safe(record), indent=1))
+        files.write_atomic(done_path, json.dumps(sweep_results.json_safe(record), indent=1))
         log(
             f"[{i + 1}/{len(runs)}] {r['name']}: {record['status']}"
             + (f" ({record['reason']})" if record["status"] == "failed" else "")
@@ -286,146 +247,15 @@ def run_sweep(
 # ----------------------------------------------------------------------------- results
 
 
-def read_records(workdir) -> tuple[dict, list[dict]]:
-    """The sweep's spec and the ``done.json`` records of its finished runs (grid order)."""
-    workdir = pathlib.Path(workdir)
-    spec_path = workdir / SPEC
-    if not spec_path.is_file():
-        raise UserError(f"--workdir={workdir}: no {SPEC}; run seqjax sweep --workdir {workdir}")
-    spec = json.loads(spec_path.read_text())
-    records = []
-    for r in spec["runs"]:
-        path = workdir / "runs" / r["name"] / DONE
-        if path.is_file():
-            records.append(json.loads(path.read_text()))
-    return spec, records
-
-
-def group_of(record: dict, spec: dict) -> str:
-    """The line a run belongs to in the plots: its variant, else its value of ``spec["group"]``."""
-    if record.get("variant"):
-        return record["variant"]
-    return str(record["overrides"].get(spec["group"], "all"))
-
-
-def _table(spec: dict, records: list[dict]) -> tuple[list[str], list[list]]:
-    keys = list(dict.fromkeys(k for r in spec["runs"] for k in r["overrides"]))
-    metrics = list(dict.fromkeys(k for r in records for k in r.get("validation", {})))
-    head = [
-        "name",
-        *keys,
-        "status",
-        *metrics,
-        "max_grad_norm",
-        "clip_rate",
-        "decay_init",
-        "decay_final",
-        "pascanu_rate_init",
-        "max_sv_init",
-        "max_sv_final",
-        "wall_s",
-        "reason",
-    ]
-    from seqjax.tasks.diagnostics import decay_rate
-
-    rows = []
-    for r in records:
-        norms = _load_norms(r, spec)
-        for part in norms.values():  # fitted here, so a better fit applies to old runs too
-            part["decay_rate"] = decay_rate(part["grad_h"])
-        init, final = norms.get("init", {}), norms.get("final", {})
-        train = _train_summary(pathlib.Path(spec["_dir"]) / "runs" / r["name"])
-        rows.append(
-            [
-                r["name"],
-                *[r["overrides"].get(k, "") for k in keys],
-                r["status"],
-                *[r.get("validation", {}).get(m, "") for m in metrics],
-                train.get("max_grad_norm", ""),
-                train.get("clip_rate", ""),
-                init.get("decay_rate", ""),
-                final.get("decay_rate", ""),
-                init.get("pascanu_rate", ""),
-                init.get("max_singular_value", ""),
-                final.get("max_singular_value", ""),
-                r.get("wall_s", ""),
-                r.get("reason", ""),
-            ]
-        )
-    return head, rows
-
-
-def _train_summary(rundir: pathlib.Path) -> dict:
-    """The largest logged training gradient norm (a window mean) and the mean clip rate."""
-    path = rundir / "metrics.jsonl"
-    if not path.is_file():
-        return {}
-    records = {}
-    for line in path.read_text().splitlines():
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if r.get("split") == "train":
-            records[r["step"]] = r
-    norms = [r["grad_norm"] for r in records.values() if r.get("grad_norm") is not None]
-    clips = [r["clip_rate"] for r in records.values() if r.get("clip_rate") is not None]
-    out = {}
-    if norms:
-        out["max_grad_norm"] = max(norms)
-    if clips:
-        out["clip_rate"] = sum(clips) / len(clips)
-    return out
-
-
-def _load_norms(record: dict, spec: dict) -> dict:
-    path = spec.get("_dir")
-    if path is None:
-        return {}
-    p = pathlib.Path(path) / "runs" / record["name"] / GRAD_NORMS
-    return json.loads(p.read_text()) if p.is_file() else {}
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return "nan" if v != v else f"{v:.4g}"
-    return "" if v is None else str(v).replace("|", "/")
-
-
 def write_report(workdir) -> list[str]:
     """Writes ``results.csv``, ``results.md`` and the plots of a sweep; returns their paths."""
     workdir = pathlib.Path(workdir)
-    spec, records = read_records(workdir)
-    spec["_dir"] = str(workdir)
-    head, rows = _table(spec, records)
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(head)
-    writer.writerows([[("" if v is None else v) for v in row] for row in rows])
-    write_atomic(workdir / "results.csv", buf.getvalue())
-    md = [
-        f"# Sweep {workdir.name}: {len(records)} of {len(spec['runs'])} runs finished",
-        "",
-        "max_grad_norm: largest logged training gradient norm (mean of a log window, before "
-        "clipping); clip_rate: fraction of steps clipped; "
-        "decay_*: fitted per-step factor r of ||dL/dh_{T-k}|| ~ C r^k (k >= 1) at init and at "
-        "the end; pascanu_rate: gamma * lambda_1(W_h) at init, the bound's factor (Elman); "
-        "max_sv: lambda_1 of the top layer's recurrent matrix (largest gate block).",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
-    ]
-    md += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
-    write_atomic(workdir / "results.md", "\n".join(md) + "\n")
-    from seqjax.train import sweep_plots
-
-    paths = [str(workdir / "results.csv"), str(workdir / "results.md")]
-    paths += sweep_plots.draw_all(workdir, spec, records)
-    return paths
+    spec, records = sweep_results.read_records(workdir)
+    paths = sweep_results.write_tables(workdir, spec, records)
+    return paths + sweep_plots.draw_all(workdir, spec, records)
 
 
-def is_sweep_dir(workdir) -> bool:
-    return (pathlib.Path(workdir) / SPEC).is_file()
-
+is_sweep_dir = sweep_results.is_sweep_dir
+read_records = sweep_results.read_records
 
 __all__ = ["expand", "is_sweep_dir", "read_records", "run_config", "run_sweep", "write_report"]

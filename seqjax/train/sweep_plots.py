@@ -18,11 +18,12 @@ from collections import defaultdict
 
 import numpy as np
 
-from seqjax.train.report import save_figure
+from seqjax.train import files
+from seqjax.train.sweep_results import group_of
 
 
 def _save(fig, path: pathlib.Path) -> str:
-    return save_figure(fig, path, dpi=80)
+    return files.save_figure(fig, path, dpi=80)
 
 
 def _x(record: dict, spec: dict):
@@ -45,8 +46,6 @@ def draw_all(workdir: pathlib.Path, spec: dict, records: list[dict]) -> list[str
 
 
 def _group(record, spec):
-    from seqjax.train.sweep import group_of
-
     return group_of(record, spec)
 
 
@@ -109,18 +108,8 @@ def final_vs_x(workdir, spec, records, failed=()) -> str:
 
 
 def _validation_loss(rundir: pathlib.Path) -> list[tuple[int, float]]:
-    path = rundir / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    seen = {}
-    for line in path.read_text().splitlines():
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if r.get("split") == "validation" and r.get("loss") is not None:
-            seen[r["step"]] = r["loss"]
-    return sorted(seen.items())
+    records = files.read_metrics(rundir, "validation")
+    return [(r["step"], r["loss"]) for r in records if r.get("loss") is not None]
 
 
 def loss_curves(workdir, spec, records) -> str:
