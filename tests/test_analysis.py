@@ -174,16 +174,25 @@ def test_spectral_radius_and_norm_against_numpy():
 
 
 def test_recurrent_spectrum_per_gate_block():
-    params = seqjax.cells.lstm(4, recurrent_init="spectral:0.7").init(jax.random.key(2), 3)
-    spec = analysis.recurrent_spectrum(params)
+    cell = seqjax.cells.lstm(4, recurrent_init="spectral:0.7")
+    params = cell.init(jax.random.key(2), 3)
+    spec = analysis.recurrent_spectrum(cell, params)
+    assert list(spec) == ["i", "f", "g", "o"]
     w = np.asarray(params["w_h"], np.float64)
-    for g in range(4):  # i, f, g, o blocks
+    for g, name in enumerate(spec):
         block = w[:, 4 * g : 4 * (g + 1)]
         np.testing.assert_allclose(
-            spec.spectral_radius[g], np.max(np.abs(np.linalg.eigvals(block))), rtol=1e-5
+            spec[name].spectral_radius, np.max(np.abs(np.linalg.eigvals(block))), rtol=1e-5
         )
-        np.testing.assert_allclose(spec.max_singular_value[g], np.linalg.norm(block, 2), rtol=1e-5)
-    np.testing.assert_allclose(spec.spectral_radius, 0.7, rtol=1e-4)
+        sigma = np.linalg.norm(block, 2)
+        np.testing.assert_allclose(spec[name].max_singular_value, sigma, rtol=1e-5)
+        np.testing.assert_allclose(spec[name].spectral_radius, 0.7, rtol=1e-4)
+
+
+def test_recurrent_spectrum_of_cells_without_a_matrix_raises():
+    cell = seqjax.cells.lru(4)
+    with pytest.raises(ValueError, match="cell 'lru' declares no dense recurrent matrix"):
+        analysis.recurrent_spectrum(cell, cell.init(jax.random.key(0), 2))
 
 
 def constructed(singular_values, seed=0):
@@ -276,7 +285,8 @@ def test_gate_stats_against_numpy(name):
     h0, c0 = (carry0.h, carry0.c) if name == "lstm" else (carry0, None)
     ref = numpy_gates(cell.name, params, xs, h0, c0)
     got = analysis.gate_values(cell, params, xs, carry0)
-    assert set(got) == set(ref) == set(analysis.GATES[cell.name])
+    expected = {"lstm": {"input", "forget", "output"}, "gru": {"reset", "update"}}[cell.name]
+    assert set(got) == set(ref) == expected
     stats = jax.jit(lambda p, x: analysis.gate_stats(cell, p, x, carry0, threshold=0.2))(params, xs)
     some_saturated = False
     for k, g in ref.items():
@@ -293,8 +303,131 @@ def test_gate_stats_against_numpy(name):
 
 def test_gate_stats_rejects_ungated_cells():
     cell, params, xs, _ = setup("elman")
-    with pytest.raises(ValueError, match="cell 'elman'"):
+    with pytest.raises(ValueError, match="cell 'elman' declares no gates"):
         analysis.gate_stats(cell, params, xs)
+
+
+def log_g_np(u):
+    return np.where(u >= 0, u + 0.5, sig(u))
+
+
+@pytest.mark.parametrize("name", ["mingru", "minlstm"])
+def test_input_only_gates_against_numpy(name):
+    """minGRU's z_t and minLSTM's normalised f'_t, i'_t (Feng et al. 2024, sec. 3), input-only."""
+    cell = getattr(seqjax.cells, name)(H)
+    params = cell.init(jax.random.key(0), I)
+    noise = jax.random.normal(jax.random.key(4), params["b"].shape)
+    params = dict(params, b=params["b"] + 3.0 * noise)
+    xs = jax.random.normal(jax.random.key(1), (B, T, I))
+    got = analysis.gate_values(cell, params, xs)
+    p = np.asarray(xs, np.float64) @ np.asarray(params["w_x"], np.float64) + np.asarray(
+        params["b"], np.float64
+    )
+    if name == "mingru":
+        ref = {"update": sig(p[..., :H])}
+    else:
+        f, i = sig(p[..., :H]), sig(p[..., H : 2 * H])
+        ref = {"forget": f / (f + i), "input": i / (f + i)}
+    assert set(got) == set(ref)
+    for k in ref:
+        np.testing.assert_allclose(got[k], ref[k], rtol=1e-5, atol=1e-6)
+
+
+# Capabilities: a new cell gets diagnostics by declaring them --------------------------------------
+
+
+def gated_elman(hidden_size):
+    """A cell written here, unknown to seqjax.analysis: h = z * tanh(x W_x + h W_h + b) + (1 - z) h
+    with an update gate z = sigmoid(x U_x + h U_h + c). It declares gates and recurrent blocks."""
+    from seqjax.cells.base import Cell, make_step, split_blocks, zeros_carry
+
+    Hs = hidden_size
+
+    def init(key, input_size):
+        k1, k2 = jax.random.split(key)
+        return {
+            "w_x": jax.random.normal(k1, (input_size, 2 * Hs)) / np.sqrt(input_size),
+            "w_h": jax.random.normal(k2, (Hs, 2 * Hs)) / np.sqrt(Hs),
+            "b": jnp.zeros(2 * Hs),
+        }
+
+    def project(params, x):
+        return x @ params["w_x"] + params["b"]
+
+    def parts(params, h, p):
+        a, u = jnp.split(p + h @ params["w_h"], 2, axis=-1)
+        return jnp.tanh(a), jax.nn.sigmoid(u)
+
+    def recur(params, h, p):
+        cand, z = parts(params, h, p)
+        h = z * cand + (1 - z) * h
+        return h, h
+
+    return Cell(
+        init=init,
+        initial_carry=zeros_carry(Hs),
+        step=make_step(project, recur),
+        project=project,
+        recur=recur,
+        hidden_size=Hs,
+        name="gated_elman_test_only",
+        gates=lambda params, h, p: {"update": parts(params, h, p)[1]},
+        recurrent_blocks=lambda params: split_blocks(params["w_h"], ("a", "u")),
+    )
+
+
+def probe_for(cell, params, xs, y):
+    """seqjax.tasks.diagnostics.probe on a one-layer model, linear readout of the last step."""
+    import types
+
+    from seqjax.tasks import diagnostics
+
+    readout = {"w": jnp.ones((cell.hidden_size, 1)), "b": jnp.zeros(1)}
+    model = types.SimpleNamespace(
+        top=lambda p, x, lengths=None: (cell, p["rnn"], x),
+        readout=lambda p, hs, lengths=None: hs[..., -1, :] @ p["readout"]["w"] + p["readout"]["b"],
+    )
+
+    def loss_fn(out, batch):
+        return jnp.mean((out[..., 0] - batch["y"]) ** 2), {}
+
+    example_losses = diagnostics.per_example(loss_fn, ("y",))
+    probe = diagnostics.probe(model, example_losses, "x")
+    return probe({"rnn": params, "readout": readout}, {"x": xs, "y": y})
+
+
+def test_a_new_cell_gets_gate_and_spectrum_diagnostics_without_edits():
+    cell = gated_elman(H)
+    params = cell.init(jax.random.key(0), I)
+    xs = jax.random.normal(jax.random.key(1), (B, T, I))
+    # Gates: the NumPy recursion of the cell's own equations.
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    h, zs = np.zeros((B, H)), []
+    for t in range(T):
+        a, u = np.split(np.asarray(xs[:, t], np.float64) @ p["w_x"] + p["b"] + h @ p["w_h"], 2, -1)
+        z = sig(u)
+        h = z * np.tanh(a) + (1 - z) * h
+        zs.append(z)
+    ref = np.stack(zs, 1)
+    np.testing.assert_allclose(analysis.gate_values(cell, params, xs)["update"], ref, rtol=1e-5)
+    d = probe_for(cell, params, xs, jnp.zeros(B))
+    np.testing.assert_allclose(d["gate/update/mean"], ref.mean(), rtol=1e-5)
+    w_u = p["w_h"][:, H:]
+    np.testing.assert_allclose(d["max_singular_value/u"], np.linalg.norm(w_u, 2), rtol=1e-5)
+    np.testing.assert_allclose(
+        d["spectral_radius"],
+        max(np.abs(np.linalg.eigvals(w)).max() for w in (p["w_h"][:, :H], w_u)),
+        rtol=1e-5,
+    )
+    assert "pascanu_rate" not in d  # no activation_bound declared
+
+
+def test_a_cell_without_gates_or_matrix_gets_only_gradient_diagnostics():
+    cell = seqjax.cells.indrnn(H)  # element-wise recurrence: no gates, no dense matrix
+    params = cell.init(jax.random.key(0), I)
+    d = probe_for(cell, params, jax.random.normal(jax.random.key(1), (B, T, I)), jnp.zeros(B))
+    assert set(d) == {"grad_h", "loss"}
+    assert d["grad_h"].shape == (T + 1,) and np.isfinite(np.asarray(d["grad_h"])).all()
 
 
 def test_analysis_imports_no_side_effect_libraries():

@@ -2,14 +2,16 @@
 
 * :func:`grad_norms_per_step`: ``||dL/dh_t||`` for every step in one backward pass.
 * :func:`jacobian_products`: ``dh_T/dh_t`` (products of step Jacobians) and its singular values.
-* :func:`recurrent_spectrum`, :func:`spectral_radius`, :func:`max_singular_value` and
+* :func:`recurrent_spectrum` (of ``cell.recurrent_blocks``), :func:`spectral_radius`,
+  :func:`max_singular_value` and
   :func:`pascanu_vanishing_condition` (Pascanu, Mikolov & Bengio 2013).
-* :func:`gate_stats` / :func:`gate_values`: LSTM and GRU gate openness and saturation.
+* :func:`gate_stats` / :func:`gate_values`: gate openness and saturation of any cell that declares
+  its gates (``cell.gates``).
 
 All work under ``jax.jit`` (close over the cell and the loss function).
 """
 
-from seqjax.analysis.gates import GATES, GateStats, gate_stats, gate_values
+from seqjax.analysis.gates import GateStats, gate_stats, gate_values, has_gates
 from seqjax.analysis.gradients import (
     GradNorms,
     grad_norms_per_step,
@@ -30,7 +32,6 @@ from seqjax.analysis.spectra import (
 
 __all__ = [
     "ACTIVATION_DERIVATIVE_BOUND",
-    "GATES",
     "GateStats",
     "GradNorms",
     "JacobianProducts",
@@ -39,6 +40,7 @@ __all__ = [
     "gate_stats",
     "gate_values",
     "grad_norms_per_step",
+    "has_gates",
     "jacobian_products",
     "max_singular_value",
     "output_of_carry",

@@ -1,16 +1,12 @@
-r"""Gate statistics for LSTM and GRU cells: how open the gates are and how many saturate.
+r"""Gate statistics of gated cells: how open the gates are and how many saturate.
 
-Gates are recomputed from the carries the cell visits and the inputs, with the cell's own
-parameters (``w_x``, ``w_h``, ``b``), so the cell code stays untouched:
-
-* LSTM (:mod:`seqjax.cells.lstm`, gate order ``i, f, g, o``):
-  :math:`[i, f, g, o] = x_t W_x + h_{t-1} W_h + b`; the sigmoid gates are
-  ``input`` :math:`\sigma(i)`, ``forget`` :math:`\sigma(f)` and ``output`` :math:`\sigma(o)`.
-  A forget gate near 1 keeps the memory :math:`c` (Gers et al. 2000).
-* GRU (:mod:`seqjax.cells.gru`, gate order ``r, z, n``): ``reset`` :math:`\sigma(x_t W_{xr} +
-  h_{t-1} W_{hr} + b_r)` and ``update`` :math:`z` likewise. In
-  :math:`h_t = (1 - z) \odot n + z \odot h_{t-1}` an update gate near 1 keeps the state, the GRU's
-  analogue of an open forget gate (Cho et al. 2014; Chung et al. 2014).
+The gates come from the cell itself: a cell that has gates sets :attr:`seqjax.cells.Cell.gates`,
+``(params, carry, p) -> {name: (*batch, H)}``, the gate activations of the step
+``cell.recur(params, carry, p)`` would take. Here they are evaluated at every step, from the
+carries the cell visits and the projected inputs ``p = cell.project(params, xs)``, so a new cell
+gets gate statistics by declaring its gates, with no edit here. For example the LSTM's ``input``,
+``forget`` and ``output`` gates (a forget gate near 1 keeps the memory, Gers et al. 2000) and the
+GRU's ``reset`` and ``update`` gates (an update gate near 1 keeps the state; Cho et al. 2014).
 
 A sigmoid gate is *saturated* when its value is below ``threshold`` or above ``1 - threshold``
 (default 0.1: below 0.1 or above 0.9): there :math:`\sigma' = \sigma(1-\sigma) < 0.09`, so little
@@ -28,8 +24,6 @@ import jax.numpy as jnp
 from seqjax.analysis.jacobians import _previous_carries
 from seqjax.cells.base import Cell
 
-GATES = {"lstm": ("input", "forget", "output"), "gru": ("reset", "update")}
-
 
 class GateStats(NamedTuple):
     mean: jax.Array  # shape=(), mean gate value over batch, time and units
@@ -39,42 +33,34 @@ class GateStats(NamedTuple):
     mean_per_step: jax.Array  # shape=(T,), mean over batch and units at each step
 
 
+def has_gates(cell: Cell) -> bool:
+    """Whether ``cell`` declares gates (:attr:`seqjax.cells.Cell.gates`)."""
+    return cell.gates is not None
+
+
 def gate_values(cell: Cell, params, xs: jax.Array, carry=None) -> dict:
-    """The sigmoid gate values at every step, ``{name: (*batch, T, H)}``.
+    """The gate values at every step, ``{name: (*batch, T, H)}``, from ``cell.gates``.
 
     Args:
-      cell: an LSTM or GRU cell (``cell.name`` is ``"lstm"`` or ``"gru"``; both GRU forms).
+      cell: a cell with gates (``cell.gates`` is not ``None``).
       params: its parameters.
       xs: inputs ``(*batch, T, input_size)``.
       carry: initial carry (zeros if ``None``).
 
     Returns:
-      ``{"input", "forget", "output"}`` for the LSTM, ``{"reset", "update"}`` for the GRU.
+      The cell's gates by name, e.g. ``{"input", "forget", "output"}`` for the LSTM.
     """
-    if cell.name not in GATES:
-        raise ValueError(f"cell {cell.name!r}: gate statistics exist for {', '.join(GATES)}")
+    if not has_gates(cell):
+        raise ValueError(f"cell {cell.name!r} declares no gates (cell.gates is None)")
     if xs.ndim < 2:
         raise ValueError(f"xs.shape={xs.shape}: expected (*batch, T, input_size)")
     carry0 = cell.initial_carry(params, xs.shape[:-2]) if carry is None else carry
-    prev = _previous_carries(cell, params, xs, carry0)
-    H = cell.hidden_size
-    p = cell.project(params, xs)  # x_t W_x + b for all steps
-    if cell.name == "lstm":
-        z = p + prev.h @ params["w_h"]
-        i, f, _, o = jnp.split(z, 4, axis=-1)
-        return {
-            "input": jax.nn.sigmoid(i),
-            "forget": jax.nn.sigmoid(f),
-            "output": jax.nn.sigmoid(o),
-        }
-    # GRU, either form: r and z read the first 2H columns of w_h; n does not enter the gates.
-    rz = p[..., : 2 * H] + prev @ params["w_h"][:, : 2 * H]
-    r, z = jnp.split(rz, 2, axis=-1)
-    return {"reset": jax.nn.sigmoid(r), "update": jax.nn.sigmoid(z)}
+    prev = _previous_carries(cell, params, xs, carry0)  # the carry each step reads
+    return cell.gates(params, prev, cell.project(params, xs))
 
 
 def gate_stats(cell: Cell, params, xs: jax.Array, carry=None, *, threshold: float = 0.1) -> dict:
-    """Mean and saturation of each sigmoid gate over a batch of sequences.
+    """Mean and saturation of each gate over a batch of sequences.
 
     Args:
       cell, params, xs, carry: as :func:`gate_values`.

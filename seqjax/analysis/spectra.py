@@ -15,8 +15,10 @@ identity :math:`|f'| \le 1`, so :math:`\gamma = 1` too. The spectral radius
 :math:`\rho(W_h) \le \lambda_1` governs the linear case in the limit :math:`T - t \to \infty`
 (echo-state networks, Jaeger 2001). Transposing a matrix changes neither.
 
-For gated cells ``w_h`` is ``(H, G*H)``, one ``(H, H)`` block per gate; :func:`recurrent_spectrum`
-reports each block. The Pascanu bound is stated for the Elman recurrence only.
+A cell declares its recurrent matrices as :attr:`seqjax.cells.Cell.recurrent_blocks` (one ``(H, H)``
+block per gate for gated cells) and, where the Elman-type bound applies, :math:`\gamma` as
+:attr:`seqjax.cells.Cell.activation_bound`; :func:`recurrent_spectrum` reports each block and
+reads nothing else of the cell. The Pascanu bound is stated for the Elman recurrence only.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from typing import NamedTuple, Union
 
 import jax
 import jax.numpy as jnp
+
+from seqjax.cells.base import Cell
 
 # gamma: a bound on |f'(a)| for the activation f (Pascanu et al. 2013, sec. 2.1).
 ACTIVATION_DERIVATIVE_BOUND = {"tanh": 1.0, "sigmoid": 0.25, "relu": 1.0, "identity": 1.0}
@@ -43,34 +47,38 @@ def max_singular_value(w: jax.Array) -> jax.Array:
     return jnp.linalg.svd(w, compute_uv=False)[..., 0]
 
 
-def recurrent_blocks(w_h: jax.Array) -> jax.Array:
-    """Splits a recurrent matrix ``(H, G*H)`` into its ``G`` gate blocks, shape ``(G, H, H)``.
-
-    Gate order is the cell's: ``i, f, g, o`` for the LSTM, ``r, z, n`` for the GRU.
-    """
-    H = w_h.shape[0]
-    if w_h.ndim != 2 or w_h.shape[1] % H:
-        raise ValueError(f"w_h.shape={w_h.shape}: expected (H, G*H)")
-    G = w_h.shape[1] // H
-    return jnp.moveaxis(w_h.reshape(H, G, H), 1, 0)
+def recurrent_blocks(cell: Cell, params) -> dict:
+    """The cell's recurrent matrices ``{name: (H, H)}`` (``cell.recurrent_blocks(params)``), e.g.
+    ``i, f, g, o`` for the LSTM, ``r, z, n`` for the GRU, ``h`` for Elman."""
+    if cell.recurrent_blocks is None:
+        raise ValueError(
+            f"cell {cell.name!r} declares no dense recurrent matrix (cell.recurrent_blocks is None)"
+        )
+    return cell.recurrent_blocks(params)
 
 
 class Spectrum(NamedTuple):
-    spectral_radius: jax.Array  # shape=(G,), one per (H, H) gate block; G = 1 for Elman
-    max_singular_value: jax.Array  # shape=(G,)
+    spectral_radius: jax.Array  # shape=(), largest |eigenvalue| of one (H, H) block
+    max_singular_value: jax.Array  # shape=(), its largest singular value
 
 
-def recurrent_spectrum(params) -> Spectrum:
-    """Spectral radius and largest singular value of each gate block of ``params["w_h"]``.
+def recurrent_spectrum(cell: Cell, params) -> dict:
+    """Spectral radius and largest singular value of each of the cell's recurrent blocks.
+
+    Returns:
+      ``{block name: Spectrum}`` in the cell's block order.
 
     Example:
       >>> import jax, seqjax
-      >>> p = seqjax.cells.elman(16, recurrent_init="spectral:0.9").init(jax.random.key(0), 1)
-      >>> [round(float(r), 3) for r in recurrent_spectrum(p).spectral_radius]
-      [0.9]
+      >>> cell = seqjax.cells.elman(16, recurrent_init="spectral:0.9")
+      >>> spec = recurrent_spectrum(cell, cell.init(jax.random.key(0), 1))
+      >>> {k: round(float(s.spectral_radius), 3) for k, s in spec.items()}
+      {'h': 0.9}
     """
-    blocks = recurrent_blocks(params["w_h"])
-    return Spectrum(spectral_radius(blocks), max_singular_value(blocks))
+    return {
+        name: Spectrum(spectral_radius(w), max_singular_value(w))
+        for name, w in recurrent_blocks(cell, params).items()
+    }
 
 
 class VanishingCondition(NamedTuple):

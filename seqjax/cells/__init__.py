@@ -14,6 +14,16 @@ from seqjax.cells.mingru import mingru
 from seqjax.cells.minlstm import minlstm
 
 # isort: split
+# Long-memory cells of the vanishing-gradient literature (issue 19).
+from seqjax.cells.antisymmetric import antisymmetric
+from seqjax.cells.cornn import CoRNNCarry, cornn
+from seqjax.cells.exprnn import exprnn
+from seqjax.cells.indrnn import indrnn
+from seqjax.cells.lem import LEMCarry, lem
+from seqjax.cells.lipschitz import lipschitz
+from seqjax.cells.mgu import mgu
+
+# isort: split
 # Modern gated recurrences (issue 19).
 from seqjax.cells.deltanet import deltanet, gated_deltanet
 from seqjax.cells.mlstm import MLSTMCarry, mlstm
@@ -28,6 +38,14 @@ _FACTORIES = {
     "mingru": mingru,
     "minlstm": minlstm,
     "lru": lru,
+    # Long-memory cells of the vanishing-gradient literature (issue 19).
+    "indrnn": indrnn,
+    "mgu": mgu,
+    "exprnn": exprnn,
+    "antisymmetric": antisymmetric,
+    "cornn": cornn,
+    "lipschitz": lipschitz,
+    "lem": lem,
     # Modern gated recurrences (issue 19).
     "rglru": rglru,
     "s6": s6,
@@ -62,6 +80,16 @@ __all__ = [
     "mingru",
     "minlstm",
     "names",
+    # Long-memory cells of the vanishing-gradient literature (issue 19).
+    "CoRNNCarry",
+    "LEMCarry",
+    "antisymmetric",
+    "cornn",
+    "exprnn",
+    "indrnn",
+    "lem",
+    "lipschitz",
+    "mgu",
     # Modern gated recurrences (issue 19).
     "MLSTMCarry",
     "SLSTMCarry",

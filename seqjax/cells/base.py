@@ -86,6 +86,43 @@ def zeros_carry(hidden_size: int, dtype_of: str = "w_h") -> Callable:
     return initial_carry
 
 
+def linear_projection(w: str = "w_x", b: str = "b") -> Callable:
+    """``project(params, x) = x W + b`` with ``W = params[w]``, ``b = params[b]`` (``x`` cast to
+    ``W``'s dtype): the input part of most cells' steps."""
+
+    def project(params, x):
+        return x.astype(params[w].dtype) @ params[w] + params[b]
+
+    return project
+
+
+def uniform_params(key: jax.Array, shapes: dict, bound: float, dtype) -> dict:
+    """``{name: U(-bound, bound)}`` of the given shapes, drawn in float32 and cast to ``dtype``
+    (PyTorch's ``nn.Linear`` initialisation, which several papers' code uses)."""
+    keys = jax.random.split(key, len(shapes))
+    return {
+        name: jax.random.uniform(k, shape, jnp.float32, -bound, bound).astype(dtype)
+        for k, (name, shape) in zip(keys, shapes.items())
+    }
+
+
+def zeros_pair(carry_type: Callable, hidden_size: int, dtype_of: str = "w") -> Callable:
+    """``initial_carry`` for cells whose carry is two ``H``-vectors (``carry_type(a, b)``)."""
+
+    def initial_carry(params, batch_shape=()):
+        zeros = jnp.zeros((*tuple(batch_shape), hidden_size), params[dtype_of].dtype)
+        return carry_type(zeros, zeros)
+
+    return initial_carry
+
+
+def split_blocks(w: jax.Array, names: tuple) -> dict:
+    """``{name: (rows, H)}``: the gate blocks of a ``(rows, G*H)`` matrix, in the order of ``names``
+    (for :attr:`Cell.recurrent_blocks`)."""
+    parts = jnp.split(w, len(names), axis=-1)
+    return dict(zip(names, parts))
+
+
 def check_size(name: str, value: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise ValueError(f"{name}={value!r}: must be a positive integer")

@@ -4,6 +4,9 @@
 
 Parameters: ``w_x (input, H)``, ``w_h (H, H)``, ``b (H,)``. With ``activation="relu"`` and
 ``recurrent_init="identity"`` (bias zero) this is the IRNN of Le, Jaitly & Hinton 2015, sec. 2.
+
+Capabilities: ``recurrent_blocks`` ``{"h": w_h}`` and ``activation_bound`` 1 (``|f'| <= 1`` for
+tanh, ReLU and the identity).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from seqjax.cells import inits
 from seqjax.cells.base import Cell, check_size, make_step, zeros_carry
 
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "identity": lambda x: x}
+# gamma >= |f'| for each activation (Pascanu et al. 2013, sec. 2.1): 1 for all three.
+DERIVATIVE_BOUND = {"tanh": 1.0, "relu": 1.0, "identity": 1.0}
 
 
 def elman(
@@ -73,4 +78,6 @@ def elman(
         recur=recur,
         hidden_size=hidden_size,
         name="elman",
+        recurrent_blocks=lambda params: {"h": params["w_h"]},
+        activation_bound=DERIVATIVE_BOUND[activation],
     )

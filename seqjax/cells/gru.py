@@ -12,6 +12,9 @@ recurrent matmul's result, so all three gates share one ``(H, 3H)`` matmul:
 With ``reset_after=False`` (the paper's form) ``n = tanh(n_x + (r \odot h_{t-1}) W_{hn})``, which
 needs a second recurrent matmul after the gates. Parameters: ``w_x (input, 3H)``, ``b (3H,)``,
 ``w_h (H, 3H)`` and, for ``reset_after=True``, ``b_hn (H,)``. Gate order ``r, z, n``.
+
+Capabilities: ``gates`` ``{"reset": r, "update": z}`` (an update gate near 1 keeps the state) and
+``recurrent_blocks`` ``{"r", "z", "n"}``, the three ``(H, H)`` blocks of ``w_h``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from seqjax.cells import inits
-from seqjax.cells.base import Cell, check_size, make_step, zeros_carry
+from seqjax.cells.base import Cell, check_size, make_step, split_blocks, zeros_carry
 
 
 def gru(
@@ -70,21 +73,29 @@ def gru(
     def project(params, x):
         return x.astype(params["w_x"].dtype) @ params["w_x"] + params["b"]
 
-    def recur(params, h, p):
-        r_x, z_x, n_x = jnp.split(p, 3, axis=-1)
+    def reset_update(params, h, p):
+        """``(r, z, n_h)``: both gates, and ``h W_hn`` where one matmul gives it (reset_after)."""
+        r_x, z_x, _ = jnp.split(p, 3, axis=-1)
         if reset_after:
             r_h, z_h, n_h = jnp.split(h @ params["w_h"], 3, axis=-1)
-            r = jax.nn.sigmoid(r_x + r_h)
-            z = jax.nn.sigmoid(z_x + z_h)
+        else:
+            r_h, z_h = jnp.split(h @ params["w_h"][:, : 2 * H], 2, axis=-1)
+            n_h = None
+        return jax.nn.sigmoid(r_x + r_h), jax.nn.sigmoid(z_x + z_h), n_h
+
+    def recur(params, h, p):
+        n_x = p[..., 2 * H :]
+        r, z, n_h = reset_update(params, h, p)
+        if reset_after:
             n = jnp.tanh(n_x + r * (n_h + params["b_hn"]))
         else:
-            rz = h @ params["w_h"][:, : 2 * H]
-            r_h, z_h = jnp.split(rz, 2, axis=-1)
-            r = jax.nn.sigmoid(r_x + r_h)
-            z = jax.nn.sigmoid(z_x + z_h)
             n = jnp.tanh(n_x + (r * h) @ params["w_h"][:, 2 * H :])
         h = (1.0 - z) * n + z * h
         return h, h
+
+    def gates(params, h, p):
+        r, z, _ = reset_update(params, h, p)
+        return {"reset": r, "update": z}
 
     return Cell(
         init=init,
@@ -94,4 +105,6 @@ def gru(
         recur=recur,
         hidden_size=H,
         name="gru",
+        gates=gates,
+        recurrent_blocks=lambda params: split_blocks(params["w_h"], ("r", "z", "n")),
     )

@@ -27,6 +27,9 @@ The carry ``h`` is complex64 and the recurrence and read-out run in float32 what
 parameter dtype (as recurrentgemma accumulates its scan); outputs are cast back to the projected
 inputs' dtype. ``project`` returns ``(gamma * x B, x D)``; ``recur`` is the elementwise update and
 the read-out; ``parallel`` runs :func:`seqjax.cells.linear_scan.linear_scan`.
+
+Capabilities: no gates and no dense recurrent matrix (the recurrence is the diagonal
+:math:`\lambda`), so ``gates`` and ``recurrent_blocks`` are ``None``.
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ accurate and faster linear-space :func:`seqjax.cells.linear_scan.linear_scan`). 
 all gate arithmetic are float32 whatever the parameter dtype (as recurrentgemma accumulates its
 scan); outputs are cast back to the dtype of the projected inputs (the parameters' dtype, to
 which inputs are cast).
+
+Capabilities: ``gates`` ``{"update": z_t}`` (input-only); no recurrent matrix
+(``recurrent_blocks`` is ``None``).
 """
 
 from __future__ import annotations
@@ -124,6 +127,10 @@ def mingru(
         h = jax.nn.sigmoid(-k) * h + jax.nn.sigmoid(k) * g(u)  # (1 - z) h + z g(h~)
         return h, h.astype(p.dtype)
 
+    def gates(params, h, p):
+        del params, h  # the gate reads the input only (sec. 3.1.1)
+        return {"update": jax.nn.sigmoid(p[..., :H].astype(ACC))}
+
     def parallel(params, carry, xs, *, resets=None, return_carries=False):
         p = project(params, xs)
         k, u = jnp.split(p.astype(ACC), 2, axis=-1)
@@ -141,4 +148,5 @@ def mingru(
         hidden_size=H,
         name="mingru",
         parallel=parallel,
+        gates=gates,
     )

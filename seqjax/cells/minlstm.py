@@ -17,7 +17,9 @@ normalised gates stably from :math:`d_t = \operatorname{softplus}(-k^f_t) -
 :math:`\log i'_t = -\operatorname{softplus}(-d_t)` (the paper's log-space appendix). The literal
 quotient :math:`f/(f+i)` is ``0/0`` once both gates underflow.
 
-Parameters: ``w_x (input, 3H)``, ``b (3H,)``, blocks in the order ``f, i, h~``. The carry is
+Parameters: ``w_x (input, 3H)``, ``b (3H,)``, blocks in the order ``f, i, h~``. Capabilities:
+``gates`` ``{"forget": f'_t, "input": i'_t}``, the normalised gates the update uses (input-only;
+``f' + i' = 1``); no recurrent matrix. The carry is
 float32 whatever the parameter dtype; outputs are cast back to the projected inputs' dtype.
 """
 
@@ -86,6 +88,12 @@ def minlstm(
         h = jax.nn.sigmoid(-d) * h + jax.nn.sigmoid(d) * g(u)  # f' h + i' g(h~)
         return h, h.astype(p.dtype)
 
+    def gates(params, h, p):
+        del params, h  # the gates read the input only (sec. 3.2.1)
+        kf, ki, _ = jnp.split(p.astype(ACC), 3, axis=-1)
+        d = _log_ratio(kf, ki)
+        return {"forget": jax.nn.sigmoid(-d), "input": jax.nn.sigmoid(d)}  # f', i'
+
     def parallel(params, carry, xs, *, resets=None, return_carries=False):
         p = project(params, xs)
         kf, ki, u = jnp.split(p.astype(ACC), 3, axis=-1)
@@ -104,4 +112,5 @@ def minlstm(
         hidden_size=H,
         name="minlstm",
         parallel=parallel,
+        gates=gates,
     )

@@ -1,0 +1,146 @@
+"""The `Cell` contract, checked for every registered cell (``seqjax.cells.names()``).
+
+A cell added to the registry later is covered without an edit here; ``KWARGS`` gives a small
+constructor entry where a cell needs one (default ``{}``) and ``VARIANTS`` adds option sets that
+change the step. References are independent of ``seqjax.unroll``: a Python loop over ``cell.step``
+that applies ``lengths``, ``resets`` and ``reverse`` segment by segment; forward mode against
+reverse mode (``jvp`` against ``grad``); ``vmap`` against the batched call.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import seqjax
+
+B, T, I, H = 2, 6, 3, 4
+
+# Constructor kwargs per registered name (default {}); keep them small and fast.
+KWARGS: dict = {}
+# Extra option sets whose step differs from the default one: id -> (name, kwargs).
+VARIANTS = {
+    "lstm+peephole+layer_norm+proj": (
+        "lstm",
+        {"peephole": True, "layer_norm": True, "proj_size": 3},
+    ),
+    "gru+paper": ("gru", {"reset_after": False}),
+    "exprnn+cayley": ("exprnn", {"parametrization": "cayley", "num_negative": 1}),
+    "antisymmetric+gated": ("antisymmetric", {"gated": True, "epsilon": 0.5}),
+    "cornn+explicit": ("cornn", {"implicit_damping": False}),
+    "lipschitz+midpoint": ("lipschitz", {"solver": "midpoint", "epsilon": 0.5}),
+    "indrnn+tanh+memory": ("indrnn", {"activation": "tanh", "u_init": "memory"}),
+}
+TABLE = {name: (name, KWARGS.get(name, {})) for name in seqjax.cells.names()} | VARIANTS
+
+
+def make(case, dtype=jnp.float32):
+    name, kwargs = TABLE[case]
+    cell = seqjax.cells.get(name, H, **kwargs)
+    params = cell.init(jax.random.key(0), I)
+    # Perturb every parameter, so that no term hides behind a zero initialisation.
+    noise = lambda a: 0.3 * jax.random.normal(jax.random.key(5), a.shape, jnp.float32)  # noqa: E731
+    params = jax.tree.map(lambda a: a + noise(a).astype(a.dtype), params)
+    floating = lambda a: jnp.issubdtype(a.dtype, jnp.floating)  # noqa: E731
+    params = jax.tree.map(lambda a: a.astype(dtype) if floating(a) else a, params)
+    xs = jax.random.normal(jax.random.key(1), (B, T, I), jnp.float32).astype(dtype)
+    return cell, params, xs
+
+
+def loop_reference(cell, params, xs, lengths, resets, reverse):
+    """Per example, per segment, a Python loop over ``cell.step`` (forwards or backwards)."""
+    step = jax.jit(cell.step)
+    init = cell.initial_carry(params, ())
+    ys, finals = [], []
+    for b in range(xs.shape[0]):
+        L = int(lengths[b])
+        starts = [t for t in range(L) if t == 0 or bool(resets[b, t])]
+        out = [None] * L
+        final = init
+        for a, e in zip(starts, starts[1:] + [L]):
+            carry = init
+            for t in range(e - 1, a - 1, -1) if reverse else range(a, e):
+                carry, out[t] = step(params, carry, xs[b, t])
+            if (a == 0) == reverse or len(starts) == 1:  # the segment processed last
+                final = carry
+        zero = jnp.zeros_like(out[0])
+        ys.append(jnp.stack(out + [zero] * (xs.shape[1] - L)))
+        finals.append(final)
+    return jnp.stack(ys), jax.tree.map(lambda *c: jnp.stack(c), *finals)
+
+
+def close(a, b, tol=1e-5):
+    def check(x, y):
+        wide = np.complex128 if jnp.iscomplexobj(x) else np.float64
+        np.testing.assert_allclose(np.asarray(x).astype(wide), np.asarray(y).astype(wide), tol, tol)
+
+    jax.tree.map(check, a, b)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("case", TABLE)
+def test_unroll_equals_a_loop_over_step_with_lengths_resets(case, reverse):
+    cell, params, xs = make(case)
+    lengths = jnp.array([T, 4])
+    resets = jnp.zeros((B, T), bool).at[0, 2].set(True).at[1, 3].set(True)
+    ys, carry = seqjax.unroll(cell, params, xs, lengths=lengths, resets=resets, reverse=reverse)
+    ys_ref, carry_ref = loop_reference(cell, params, xs, lengths, resets, reverse)
+    close(ys, ys_ref)
+    close(carry, carry_ref)
+    plain, _ = seqjax.unroll(cell, params, xs)
+    plain_ref, _ = loop_reference(cell, params, xs, jnp.array([T, T]), jnp.zeros((B, T)), False)
+    close(plain, plain_ref)
+
+
+@pytest.mark.parametrize("case", TABLE)
+def test_jit_grad_vmap_jvp(case):
+    cell, params, xs = make(case)
+
+    def loss(p, x, backend="auto"):
+        ys, carry = seqjax.unroll(cell, p, x, backend=backend)
+        leaves = [jnp.sum(jnp.abs(c) ** 2) for c in jax.tree.leaves(carry)]
+        return jnp.sum(jnp.sin(ys)) + sum(leaves)
+
+    traces = []
+
+    @jax.jit
+    def jitted(p, x):
+        traces.append(1)
+        return seqjax.unroll(cell, p, x)[0]
+
+    close(jitted(params, xs), seqjax.unroll(cell, params, xs)[0])
+    jitted(params, xs + 1.0)
+    assert len(traces) == 1
+    g = jax.grad(loss)(params, xs)
+    assert all(np.isfinite(np.asarray(a)).all() for a in jax.tree.leaves(g))
+    assert any(np.abs(np.asarray(a)).max() > 0 for a in jax.tree.leaves(g))
+    # Forward mode (through the sequential scan) against reverse mode: <grad, v> == jvp(v).
+    v = jax.tree.map(lambda a: jax.random.normal(jax.random.key(3), a.shape, a.dtype), params)
+    _, tangent = jax.jvp(lambda p: loss(p, xs, "sequential"), (params,), (v,))
+    g_seq = jax.grad(loss)(params, xs, "sequential")
+    dot = sum(jnp.vdot(a, b).real for a, b in zip(jax.tree.leaves(g_seq), jax.tree.leaves(v)))
+    np.testing.assert_allclose(tangent, dot, rtol=1e-4, atol=1e-4)
+    ys_v, _ = jax.vmap(lambda x: seqjax.unroll(cell, params, x))(xs)
+    close(ys_v, seqjax.unroll(cell, params, xs)[0])
+
+
+def run_dtype(case, dtype):
+    cell, params, xs = make(case, dtype)
+    carry0 = cell.initial_carry(params, (B,))
+    ys, carry = seqjax.unroll(cell, params, xs)
+    assert ys.dtype == dtype, (ys.dtype, dtype)
+    for c, c0 in zip(jax.tree.leaves(carry), jax.tree.leaves(carry0)):
+        assert c.dtype == c0.dtype  # the carry keeps its dtype (the param dtype or the cell's own)
+        assert bool(jnp.isfinite(c).all())
+    assert bool(jnp.isfinite(ys).all())
+    return ys
+
+
+@pytest.mark.parametrize("case", TABLE)
+def test_dtypes_float32_bfloat16_float64(case):
+    ys32 = run_dtype(case, jnp.float32)
+    ys16 = run_dtype(case, jnp.bfloat16)
+    close(ys16, ys32, tol=0.1)  # bfloat16 keeps ~3 significant digits; a loose sanity bound
+    with jax.enable_x64(True):
+        ys64 = run_dtype(case, jnp.float64)
+    close(ys64, ys32, tol=1e-4)
