@@ -123,7 +123,7 @@ def is_number(v) -> bool:
 def describe(f: Field) -> str:
     """What ``f`` accepts, in words: ``"an int >= 1"``, ``"one of a, b"``, ..."""
     if f.choices:
-        return "one of " + ", ".join(map(str, choices_of(f)))
+        return "one of " + ", ".join(map(str, choices_of(f))) + (", or None" if f.optional else "")
     if f.kind == "int" and f.high is None and f.low in (0, 1):
         return ("a positive integer" if f.low == 1 else "a non-negative integer") + (
             ", or None" if f.optional else ""

@@ -26,9 +26,9 @@ VARIANTS = {
     ),
     "gru+paper": ("gru", {"reset_after": False}),
     "exprnn+cayley": ("exprnn", {"parametrization": "cayley", "num_negative": 1}),
-    "antisymmetric+gated": ("antisymmetric", {"gated": True, "epsilon": 0.5}),
+    "antisymmetric+gated": ("antisymmetric", {"gated": True, "step_size": 0.5}),
     "cornn+explicit": ("cornn", {"implicit_damping": False}),
-    "lipschitz+midpoint": ("lipschitz", {"solver": "midpoint", "epsilon": 0.5}),
+    "lipschitz+midpoint": ("lipschitz", {"solver": "midpoint", "step_size": 0.5}),
     "indrnn+tanh+memory": ("indrnn", {"activation": "tanh", "u_init": "memory"}),
 }
 TABLE = {name: (name, KWARGS.get(name, {})) for name in seqjax.cells.names()} | VARIANTS

@@ -431,7 +431,7 @@ def antisymmetric_np(p, xs, eps, gamma, gated):
 @pytest.mark.parametrize("gated", [False, True])
 def test_antisymmetric_against_numpy(gated):
     eps, gamma = 0.3, 0.05
-    cell = seqjax.cells.antisymmetric(H, epsilon=eps, gamma=gamma, gated=gated)
+    cell = seqjax.cells.antisymmetric(H, step_size=eps, diffusion=gamma, gated=gated)
     params, xs = perturbed(cell), inputs()
     assert_outputs(cell, params, xs, lambda p, x: antisymmetric_np(p, x, eps, gamma, gated))
     assert_gradients(cell, params, xs)
@@ -440,11 +440,11 @@ def test_antisymmetric_against_numpy(gated):
 def test_antisymmetric_spectrum_and_non_dissipative_jacobians():
     """Sec. 3: the eigenvalues of M = W - W^T - gamma I have real part -gamma, so with small eps
     the Jacobian products neither explode nor vanish over many steps."""
-    cell = seqjax.cells.antisymmetric(16, epsilon=0.01, gamma=0.0, recurrent_std=3.0)
+    cell = seqjax.cells.antisymmetric(16, step_size=0.01, diffusion=0.0, recurrent_std=3.0)
     params = cell.init(jax.random.key(0), 3)
     m = np.asarray(cell.recurrent_blocks(params)["h"], np.float64)
     np.testing.assert_allclose(np.linalg.eigvals(m).real, 0.0, atol=1e-5)
-    shifted = seqjax.cells.antisymmetric(16, gamma=0.2).recurrent_blocks(params)["h"]
+    shifted = seqjax.cells.antisymmetric(16, diffusion=0.2).recurrent_blocks(params)["h"]
     np.testing.assert_allclose(np.linalg.eigvals(np.asarray(shifted, np.float64)).real, -0.2, 1e-5)
     sv = np.asarray(analysis.jacobian_products(cell, params, inputs(steps=100)).singular_values)
     assert sv[:, -1].min() > 0.5 and sv[:, -1].max() < 2.0
@@ -474,7 +474,9 @@ def cornn_np(p, xs, dt, gamma, eps, implicit):
 @pytest.mark.parametrize("implicit", [True, False])
 def test_cornn_against_numpy(implicit):
     dt, gamma, eps = 0.2, 2.7, 4.7
-    cell = seqjax.cells.cornn(H, dt=dt, gamma=gamma, epsilon=eps, implicit_damping=implicit)
+    cell = seqjax.cells.cornn(
+        H, dt=dt, stiffness=gamma, damping=eps, implicit_damping=implicit
+    )
     params, xs = perturbed(cell), inputs()
     assert_outputs(cell, params, xs, lambda p, x: cornn_np(p, x, dt, gamma, eps, implicit))
     assert_gradients(cell, params, xs)
@@ -517,7 +519,9 @@ def lipschitz_np(p, xs, beta, gamma_a, gamma_w, eps, solver):
 @pytest.mark.parametrize("solver", ["euler", "midpoint"])
 def test_lipschitz_against_numpy(solver):
     beta, ga, gw, eps = 0.6, 0.1, 0.2, 0.4
-    cell = seqjax.cells.lipschitz(H, beta=beta, gamma_a=ga, gamma_w=gw, epsilon=eps, solver=solver)
+    cell = seqjax.cells.lipschitz(
+        H, beta=beta, gamma_a=ga, gamma_w=gw, step_size=eps, solver=solver
+    )
     params, xs = perturbed(cell), inputs()
     assert_outputs(cell, params, xs, lambda p, x: lipschitz_np(p, x, beta, ga, gw, eps, solver))
     assert_gradients(cell, params, xs)

@@ -68,6 +68,7 @@ def get_config(arg=None):
     c.model.kernel_init = "glorot_uniform"  # (None: each cell's own initialisers)
     c.model.recurrent_init = "orthogonal"
     c.model.bias_init = "zeros"
+    c.model.activation = "tanh"  # Elman (None: each cell's own)
     c.optim.name = "sgd"  # with momentum, as Flax examples/sst2 (Adam: 83.3%, docs/results.md)
     c.optim.learning_rate = 0.1
     c.optim.momentum = 0.9

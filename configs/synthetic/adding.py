@@ -31,6 +31,7 @@ def get_config(arg=None):
     c.model.kernel_init = "glorot_uniform"  # (None: each cell's own initialisers)
     c.model.recurrent_init = "orthogonal"
     c.model.bias_init = "zeros"
+    c.model.activation = "tanh"  # Elman (None: each cell's own)
     c.optim.learning_rate = 3e-3
     c.optim.momentum = 0.9  # sgd/rmsprop only (the clipping sweep switches to sgd)
     c.train.num_steps = 2000

@@ -43,8 +43,8 @@ from seqjax.cells.base import Cell, check_size, linear_projection, make_step, ze
 def antisymmetric(
     hidden_size: int,
     *,
-    epsilon: float = 0.01,
-    gamma: float = 0.01,
+    step_size: float = 0.01,
+    diffusion: float = 0.01,
     gated: bool = False,
     recurrent_std: float = 1.0,
     kernel_init: inits.InitSpec = "glorot_uniform",
@@ -55,8 +55,8 @@ def antisymmetric(
 
     Args:
       hidden_size: H.
-      epsilon: the Euler step size (the paper tunes it in ``{1, 0.1, 0.01, 0.001}``).
-      gamma: the diffusion added to keep the discretisation stable (same grid).
+      step_size: the Euler step size (the paper tunes it in ``{1, 0.1, 0.01, 0.001}``).
+      diffusion: the diffusion added to keep the discretisation stable (same grid).
       gated: add the input gate (the paper's gated variant).
       recurrent_std: sigma in ``W_h ~ N(0, sigma^2 / H)``.
       kernel_init, bias_init: initialisers by name (:mod:`seqjax.cells.inits`).
@@ -71,10 +71,10 @@ def antisymmetric(
       True
     """
     check_size("hidden_size", hidden_size)
-    if not epsilon > 0:
-        raise ValueError(f"epsilon={epsilon!r}: must be positive (the Euler step size)")
-    if not gamma >= 0:
-        raise ValueError(f"gamma={gamma!r}: must be >= 0 (the diffusion)")
+    if not step_size > 0:
+        raise ValueError(f"step_size={step_size!r}: must be positive (the Euler step size)")
+    if not diffusion >= 0:
+        raise ValueError(f"diffusion={diffusion!r}: must be >= 0 (the diffusion)")
     H = hidden_size
     G = 2 if gated else 1
     k_init, b_init = inits.get(kernel_init), inits.get(bias_init)
@@ -91,7 +91,7 @@ def antisymmetric(
 
     def m_of(params):
         w = params["w"]
-        return w - w.T - gamma * jnp.eye(H, dtype=w.dtype)
+        return w - w.T - diffusion * jnp.eye(H, dtype=w.dtype)
 
     project = linear_projection("v")
 
@@ -104,7 +104,7 @@ def antisymmetric(
     def recur(params, h, p):
         a, z = parts(params, h, p)
         update = jnp.tanh(a) if z is None else z * jnp.tanh(a)
-        h = h + epsilon * update
+        h = h + step_size * update
         return h, h
 
     return Cell(

@@ -58,8 +58,8 @@ def cornn(
     hidden_size: int,
     *,
     dt: float = 0.042,
-    gamma: float = 2.7,
-    epsilon: float = 4.7,
+    stiffness: float = 2.7,
+    damping: float = 4.7,
     implicit_damping: bool = True,
     param_dtype=jnp.float32,
 ) -> Cell:
@@ -68,8 +68,8 @@ def cornn(
     Args:
       hidden_size: H, the number of oscillators.
       dt: the time step (the paper's Delta t).
-      gamma: the oscillators' stiffness (the restoring force per unit of ``y``).
-      epsilon: their damping.
+      stiffness: the oscillators' stiffness (the restoring force per unit of ``y``).
+      damping: their damping.
       implicit_damping: the IMEX scheme of the paper (damping at ``z_n``); ``False`` is the
         explicit form of the authors' code.
       param_dtype: dtype of the parameters.
@@ -83,7 +83,7 @@ def cornn(
       ((2, 8), (2, 8))
     """
     check_size("hidden_size", hidden_size)
-    for name, value in (("dt", dt), ("gamma", gamma), ("epsilon", epsilon)):
+    for name, value in (("dt", dt), ("stiffness", stiffness), ("damping", damping)):
         if not value > 0:
             raise ValueError(f"{name}={value!r}: must be positive")
     H = hidden_size
@@ -98,11 +98,11 @@ def cornn(
 
     def recur(params, carry, p):
         y, z = carry
-        force = jnp.tanh(y @ params["w"] + z @ params["w_z"] + p) - gamma * y
+        force = jnp.tanh(y @ params["w"] + z @ params["w_z"] + p) - stiffness * y
         if implicit_damping:
-            z = (z + dt * force) / (1.0 + dt * epsilon)
+            z = (z + dt * force) / (1.0 + dt * damping)
         else:
-            z = z + dt * (force - epsilon * z)
+            z = z + dt * (force - damping * z)
         y = y + dt * z
         return CoRNNCarry(y, z), y
 

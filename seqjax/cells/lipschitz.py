@@ -53,7 +53,7 @@ def lipschitz(
     beta: float = 0.75,
     gamma_a: float = 0.001,
     gamma_w: float = 0.001,
-    epsilon: float = 0.03,
+    step_size: float = 0.03,
     solver: str = "euler",
     init_std: float = 1.0,
     kernel_init: inits.InitSpec = glorot_normal,
@@ -65,7 +65,7 @@ def lipschitz(
       hidden_size: H.
       beta: the weight of the skew-symmetric part, in ``[0, 1]``.
       gamma_a, gamma_w: the shifts of ``A`` and ``W``.
-      epsilon: the step size of the discretisation.
+      step_size: the step size of the discretisation.
       solver: ``"euler"`` or ``"midpoint"``.
       init_std: sigma in ``M ~ N(0, (sigma / H)^2)`` (the authors' ``init_std``).
       kernel_init: initialiser of ``U`` (Glorot normal, the authors' choice).
@@ -84,8 +84,8 @@ def lipschitz(
     check_size("hidden_size", hidden_size)
     if not 0.0 <= beta <= 1.0:
         raise ValueError(f"beta={beta!r}: must lie in [0, 1]")
-    if not epsilon > 0:
-        raise ValueError(f"epsilon={epsilon!r}: must be positive (the step size)")
+    if not step_size > 0:
+        raise ValueError(f"step_size={step_size!r}: must be positive (the step size)")
     if solver not in SOLVERS:
         raise ValueError(f"solver={solver!r}: choose one of {', '.join(SOLVERS)}")
     H = hidden_size
@@ -113,9 +113,9 @@ def lipschitz(
         A, W = matrices(params)
         f = lambda h: h @ A + jnp.tanh(h @ W + p)  # noqa: E731
         if solver == "euler":
-            h = h + epsilon * f(h)
+            h = h + step_size * f(h)
         else:
-            h = h + epsilon * f(h + 0.5 * epsilon * f(h))
+            h = h + step_size * f(h + 0.5 * step_size * f(h))
         return h, h
 
     return Cell(

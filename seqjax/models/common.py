@@ -56,8 +56,11 @@ CELL_OPTIONS: dict[str, schema.Field] = {
         hint="None: use forget_bias",
     ),
     "activation": schema.choice(
-        "tanh", ("tanh", "relu", "identity"), "Elman: the activation (relu + identity init: IRNN)"
-    ),
+        None,
+        ("tanh", "relu", "identity"),
+        "Elman (tanh), IndRNN (relu): the activation; None: the cell's own (relu + identity "
+        "init: IRNN)",
+    )._replace(optional=True),
     "reset_after": schema.flag(True, "GRU: reset gate after the recurrent matmul (cuDNN form)"),
     "log_space": schema.flag(True, "minGRU/minLSTM: the parallel scan runs in log space"),
     "r_min": schema.number(
@@ -101,13 +104,73 @@ CELL_OPTIONS: dict[str, schema.Field] = {
     ),
     "eps": schema.number(1e-6, "mLSTM: added to the normaliser (the authors' code)", low=0.0),
     # Initialisers: each cell family has its paper's own (seqjax.cells.inits); None keeps it.
+    "peephole": schema.flag(False, "LSTM: peephole connections (Gers et al. 2002)"),
+    "layer_norm": schema.flag(False, "LSTM: layer normalisation inside the cell (Ba et al. 2016)"),
+    "proj_size": schema.integer(
+        None,
+        "LSTM: project the output to P units (LSTMP, Sak et al. 2014); None: off",
+        low=1,
+        optional=True,
+    ),
+    "u_init": schema.text(
+        "bounded",
+        "IndRNN: recurrent weights: bounded | memory (Li et al. 2018, sec. 3.1) | an initialiser",
+    ),
+    "memory_length": schema.number(
+        100.0, "IndRNN: T, the memory length the u range is computed for", low=1.0
+    ),
+    "gradient_bound": schema.number(
+        2.0,
+        "IndRNN: gamma, the largest gradient growth over memory_length steps",
+        low=1.0,
+        low_open=True,
+    ),
+    "parametrization": schema.choice(
+        "expm", ("expm", "cayley"), "expRNN: W = expm(A) or the scaled Cayley map (scoRNN)"
+    ),
+    "skew_init": schema.choice(
+        "cayley", ("cayley", "henaff", "zeros"), "expRNN: init of the skew-symmetric generator A"
+    ),
+    "num_negative": schema.integer(0, "scoRNN: number of -1 entries of its D", low=0),
+    "step_size": schema.number(
+        None,
+        "AntisymmetricRNN (0.01), Lipschitz RNN (0.03): the discretisation step; None: "
+        "the cell's own",
+        low=0.0,
+        low_open=True,
+        optional=True,
+    ),
+    "diffusion": schema.number(0.01, "AntisymmetricRNN: gamma in W - W^T - gamma I", low=0.0),
+    "gated": schema.flag(False, "AntisymmetricRNN: the gated variant (Chang et al. 2019)"),
+    "recurrent_std": schema.number(1.0, "AntisymmetricRNN: W ~ N(0, std^2 / H)", low=0.0),
+    "dt": schema.number(
+        None,
+        "coRNN (0.042), LEM (1.0): the (largest) time step; None: the cell's own",
+        low=0.0,
+        low_open=True,
+        optional=True,
+    ),
+    "stiffness": schema.number(
+        2.7, "coRNN: gamma, the oscillators' stiffness", low=0.0, low_open=True
+    ),
+    "damping": schema.number(
+        4.7, "coRNN: epsilon, the oscillators' damping", low=0.0, low_open=True
+    ),
+    "implicit_damping": schema.flag(True, "coRNN: the paper's IMEX scheme (False: explicit)"),
+    "beta": schema.number(
+        0.75, "Lipschitz RNN: weight of the skew-symmetric part", low=0.0, high=1.0
+    ),
+    "gamma_a": schema.number(0.001, "Lipschitz RNN: shift of A"),
+    "gamma_w": schema.number(0.001, "Lipschitz RNN: shift of W"),
+    "solver": schema.choice("euler", ("euler", "midpoint"), "Lipschitz RNN: the discretisation"),
+    "init_std": schema.number(1.0, "Lipschitz RNN: M ~ N(0, (std / H)^2)", low=0.0),
     "kernel_init": _init("initialiser of the input weights"),
     "recurrent_init": _init("initialiser of each recurrent (H, H) gate block"),
     "bias_init": _init("initialiser of the biases (before forget_bias/chrono)"),
 }
 
 #: Options whose default differs between cell families: ``None`` in a config keeps each cell's.
-PER_CELL = ("kernel_init", "recurrent_init", "bias_init")
+PER_CELL = ("kernel_init", "recurrent_init", "bias_init", "activation", "step_size", "dt")
 
 #: The ``model.*`` fields every task has.
 FIELDS: dict[str, schema.Field] = {
