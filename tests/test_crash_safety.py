@@ -333,21 +333,29 @@ def kill_sweep(workdir, target, during_save, log):
     return proc.returncode
 
 
-def check_restart(log, done_before, reached):
-    """What one restart of the sweep did, read from its log: every run finished before it was
-    skipped; the first run it trained resumed from a committed checkpoint with at most one
-    checkpoint interval repeated; no traceback, no damaged checkpoint."""
+def train_logs(workdir):
+    """``{run name: its train.log}``: sweep workers write each run's output there."""
+    out = {}
+    for r in rundirs(workdir):
+        path = r / "train.log"
+        out[r.name] = path.read_text() if path.is_file() else ""
+    return out
+
+
+def check_restart(log, workdir, logs_before, done_before, reached):
+    """What one restart of the sweep did, from its log and the runs' logs: no traceback; every
+    run finished before it was not trained again; every run it trained resumed from a committed
+    checkpoint with at most one checkpoint interval repeated, and met no damaged checkpoint."""
     text = pathlib.Path(log).read_text()
-    resumed_from(log, text)
-    for name in done_before:
-        assert f"{name}: done, skipped" in text, text
-        assert f"{name}: training" not in text, text
-    trained = [ln.split("] ")[1].split(":")[0] for ln in text.splitlines() if ": training" in ln]
-    if trained and reached.get(trained[0]):
-        first = trained[0]
-        part = text.split(f"{first}: training", 1)[1]
-        start = resumed_from(log, text=part)
-        assert start % EVERY == 0 and 0 <= reached[first] - start <= EVERY, (start, reached)
+    assert "Traceback" not in text, text
+    for name, full in train_logs(workdir).items():
+        new = full[len(logs_before.get(name, "")) :]
+        if name in done_before:
+            assert new == "", (name, new)
+            continue
+        if new and reached.get(name):
+            start = resumed_from(None, new)
+            assert start % EVERY == 0 and 0 <= reached[name] - start <= EVERY, (start, reached)
 
 
 @pytest.mark.slow
@@ -370,6 +378,7 @@ def test_sweep_killed_mid_way_skips_finished_runs_and_resumes(tmp_path):
         done_before = [r.name for r in rundirs(work) if (r / "done.json").is_file()]
         files_before = {n: files_of(work / "runs" / n) for n in done_before}
         reached = {r.name: (train_steps(r) or [0])[-1] for r in rundirs(work)}
+        logs_before = train_logs(work)
         log = tmp_path / f"sweep{i}.log"
         if i < SWEEP_TRIALS:
             code = kill_sweep(work, targets[i], during_save=i % 2 == 1, log=log)
@@ -379,7 +388,7 @@ def test_sweep_killed_mid_way_skips_finished_runs_and_resumes(tmp_path):
             )
             log.write_text(final.stdout + final.stderr)
             code = final.returncode
-        check_restart(log, done_before, reached)
+        check_restart(log, work, logs_before, done_before, reached)
         for n in done_before:  # finished runs: not one byte changed
             assert files_of(work / "runs" / n) == files_before[n], n
         if code == 0:
@@ -424,16 +433,19 @@ def test_sweep_sigterm_saves_the_running_run_and_a_rerun_goes_on(tmp_path):
         proc.wait(timeout=120)
     text = (tmp_path / "term.log").read_text()
     assert proc.returncode == 128 + signal.SIGTERM, text
-    step = stopped_at(text)
-    assert step is not None and "Traceback" not in text
-    (first,) = [r for r in rundirs(work) if train_steps(r)]
-    assert not (first / "done.json").exists()  # interrupted, not recorded as failed
+    assert "Traceback" not in text and "stopped by SIGTERM" in text
+    stopped = {r.name: stopped_at(log) for r, log in zip(rundirs(work), train_logs(work).values())}
+    stopped = {n: step for n, step in stopped.items() if step is not None}
+    assert stopped, text  # at least one worker saved its run's step
+    for name in stopped:
+        assert not (work / "runs" / name / "done.json").exists()  # interrupted, not failed
+    before = train_logs(work)
     again = subprocess.run(
         sweep_command(work), env=env(), capture_output=True, text=True, timeout=300
     )
     assert again.returncode == 0, again.stdout + again.stderr
-    part = again.stdout.split(f"{first.name}: training", 1)[1]
-    assert resumed_from(None, part) == step  # the saved step itself: nothing lost
+    for name, step in stopped.items():  # the saved step itself: nothing lost
+        assert resumed_from(None, train_logs(work)[name][len(before[name]) :]) == step
     for r in rundirs(ref):
         a = final_params(r, SWEEP_STEPS)
         b = final_params(work / "runs" / r.name, SWEEP_STEPS)

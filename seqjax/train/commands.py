@@ -4,7 +4,8 @@ seqjax train  --config FILE[:PRESETS] --workdir DIR [--config.KEY=VALUE ...]
 seqjax eval   --workdir DIR [--split validation] [--checkpoint best|latest]
               (classification: also the confusion matrix, WORKDIR/confusion_<split>.png)
 seqjax report --workdir DIR [--out FILE.png]     (a sweep directory: its tables and plots)
-seqjax sweep  --config FILE[:PRESETS] --workdir DIR [--retry_failed] [--config.KEY=VALUE ...]
+seqjax sweep  --config FILE[:PRESETS] --workdir DIR [--jobs N] [--threads_per_run T] [--shard K/N]
+              [--retry_failed] [--config.KEY=VALUE ...];  seqjax sweep --workdir DIR --status
 seqjax sample --workdir DIR [--prompt TEXT] [--length 500] [--temperature 0.8] [--top_k 40]
               [--seed 0] [--checkpoint best|latest]
 seqjax config show FILE[:PRESETS] [--config.KEY=VALUE ...]
@@ -145,20 +146,53 @@ def report(argv: list[str]) -> int:
 
 
 def sweep(argv: list[str]) -> int:
-    """Runs every run of ``--config``'s ``sweep`` grid not yet finished in ``--workdir``."""
+    """Runs every run of ``--config``'s ``sweep`` grid not yet finished in ``--workdir``, in
+    worker processes (:mod:`seqjax.train.sweep_pool`); ``--status``: the table of its runs."""
+    argv = [_dashes(a) for a in argv]
     fv = _with_config_flag("sweep config FILE[:PRESETS] (with a sweep field)", argv, lock=False)
     flags.DEFINE_string("workdir", None, "sweep directory (runs/, results)", flag_values=fv)
     flags.DEFINE_bool("retry_failed", False, "train failed runs again", flag_values=fv)
+    flags.DEFINE_integer("jobs", 0, "worker processes; 0: auto (small models: one per core)",
+                         flag_values=fv)  # fmt: skip
+    flags.DEFINE_integer("threads_per_run", 0, "cores per run (the same for any --jobs keeps "
+                         "runs bitwise identical); 0: auto", flag_values=fv)  # fmt: skip
+    flags.DEFINE_string("shard", "", "K/N: only shard K of N of the grid (cluster job arrays)",
+                        flag_values=fv)  # fmt: skip
+    flags.DEFINE_bool("status", False, "print the table of the sweep's runs and exit",
+                      flag_values=fv)  # fmt: skip
+    flags.DEFINE_float("status_every", 30.0, "seconds between status tables in a log",
+                       flag_values=fv)  # fmt: skip
     cmdline.parse(fv, argv)
-    if fv.config is None:
-        raise UserError("--config: missing; e.g. --config configs/sweeps/adding.py:smoke")
     workdir = _workdir(fv)
     from seqjax.train import sweep as sweep_lib
+    from seqjax.train import sweep_pool
 
-    records = sweep_lib.run_sweep(fv.config, workdir, retry_failed=fv.retry_failed)
+    shard = sweep_lib.parse_shard(fv.shard)
+    if fv.status:
+        print(sweep_pool.status(workdir, shard))
+        return 0
+    if fv.config is None:
+        raise UserError("--config: missing; e.g. --config configs/sweeps/adding.py:smoke")
+    records = sweep_pool.run_workers(
+        fv.config,
+        workdir,
+        jobs=fv.jobs,
+        threads_per_run=fv.threads_per_run,
+        shard=shard,
+        retry_failed=fv.retry_failed,
+        status_every=fv.status_every,
+    )
     failed = sum(r["status"] == "failed" for r in records)
     print(f"done: {len(records)} runs ({failed} failed), results in {workdir}/results.md")
     return 0
+
+
+def _dashes(arg: str) -> str:
+    """``--retry-failed`` as ``--retry_failed`` (absl flag names cannot hold a dash)."""
+    name, eq, value = arg.partition("=")
+    if name.startswith("--") and not name.startswith("--config"):
+        name = "--" + name[2:].replace("-", "_")
+    return name + eq + value
 
 
 def sample(argv: list[str]) -> int:

@@ -20,6 +20,8 @@ import pathlib
 import tempfile
 from typing import Iterator, Optional
 
+from seqjax.errors import UserError
+
 METRICS = "metrics.jsonl"
 LOCK = ".seqjax.lock"  # held (flock) by the one process writing a directory
 OWNER = ".seqjax.pid"  # that process's id, for the message another process gets
@@ -76,6 +78,10 @@ def save_figure(fig, path, dpi: int = 110) -> str:
     return str(path)
 
 
+class Busy(UserError):
+    """Another process holds the directory (a :class:`UserError`: one line, exit 2)."""
+
+
 @contextlib.contextmanager
 def exclusive(directory, what: str = "--workdir") -> Iterator[None]:
     """Holds ``DIRECTORY/.seqjax.lock`` for the body: one writer per run directory.
@@ -85,8 +91,6 @@ def exclusive(directory, what: str = "--workdir") -> Iterator[None]:
     process dies, even by SIGKILL, so a stale lock never blocks a restart.
     """
     import filelock
-
-    from seqjax.errors import UserError
 
     directory = pathlib.Path(directory)
     key = str(directory.resolve())
@@ -101,7 +105,7 @@ def exclusive(directory, what: str = "--workdir") -> Iterator[None]:
             pid = (directory / OWNER).read_text().strip() or "unknown"
         except OSError:
             pid = "unknown"
-        raise UserError(
+        raise Busy(
             f"{what}={directory}: in use by another seqjax process (pid {pid}); wait for it to "
             f"finish or stop it, or use another {what}"
         ) from None
@@ -184,6 +188,7 @@ def read_metrics(workdir, split: Optional[str] = None) -> list[dict]:
 __all__ = [
     "LOCK",
     "METRICS",
+    "Busy",
     "OWNER",
     "atomic_path",
     "exclusive",

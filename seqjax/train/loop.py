@@ -73,6 +73,7 @@ def _summarize(window: list, units: str, units_per_batch: int, seconds: float, s
             out[k] = float(np.mean([m[k] for m in applied]))
     if steps > 0 and seconds > 0 and units_per_batch:
         out[f"{units}_per_sec"] = steps * units_per_batch / seconds
+        out["steps_per_sec"] = steps / seconds
     return out
 
 

@@ -18,6 +18,7 @@ from seqjax.train import files
 
 SPEC = "sweep.json"
 DONE = "done.json"
+CONFIG = "config.json"  # a run's resolved config, written by the sweep, read by its worker
 GRAD_NORMS = "grad_norms.json"
 
 
@@ -160,6 +161,7 @@ def is_sweep_dir(workdir) -> bool:
 
 
 __all__ = [
+    "CONFIG",
     "DONE",
     "GRAD_NORMS",
     "SPEC",
