@@ -42,6 +42,7 @@ def draw_all(workdir: pathlib.Path, spec: dict, records: list[dict]) -> list[str
         final_vs_x(workdir, spec, done, [r for r in records if r["status"] == "failed"]),
         loss_curves(workdir, spec, done),
         *([p] if (p := grad_norms(workdir, spec, done)) else []),
+        *([p] if (p := time_to_solve(workdir, spec, done)) else []),
     ]
 
 
@@ -105,6 +106,46 @@ def final_vs_x(workdir, spec, records, failed=()) -> str:
     axes[0][0].legend(fontsize="small")
     fig.tight_layout()
     return _save(fig, pathlib.Path(workdir) / "final_vs_x.png")
+
+
+def time_to_solve(workdir, spec, records) -> str | None:
+    """Steps until ``train.stop_when`` held against ``x`` (Le et al. 2015, Fig. 2): the median
+    over seeds per group, each run a dot, unsolved runs as open circles at the top (at the step
+    their training ended). ``None`` when no run has a stop condition."""
+    import matplotlib.pyplot as plt
+
+    runs = [r for r in records if "solved_step" in r]
+    if not any(r.get("solved_step") is not None for r in runs):
+        return None
+    numeric = all(isinstance(_x(r, spec), (int, float)) for r in runs)
+    groups = list(dict.fromkeys(_group(r, spec) for r in runs))
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    top = max(r.get("step", 0) for r in runs)
+    xs_all = sorted({_x(r, spec) for r in runs}, key=lambda v: v if numeric else str(v))
+    where = (lambda x: x) if numeric else (lambda x: xs_all.index(x))  # noqa: E731
+    for gi, g in enumerate(groups):
+        color, mine = f"C{gi}", [r for r in runs if _group(r, spec) == g]
+        by_x = defaultdict(list)
+        for r in mine:
+            if r.get("solved_step") is not None:
+                by_x[_x(r, spec)].append(r["solved_step"])
+        xs = sorted(by_x, key=lambda v: v if numeric else str(v))
+        if xs:
+            ax.plot([where(x) for x in xs], [np.median(by_x[x]) for x in xs], "-o", color=color,
+                    ms=3, label=g)  # fmt: skip
+        for r in mine:
+            solved = r.get("solved_step")
+            y, face = (solved, color) if solved is not None else (top, "none")
+            ax.plot([where(_x(r, spec))], [y], "o", color=color, alpha=0.5, ms=5, mfc=face)
+    if not numeric:
+        ax.set_xticks(range(len(xs_all)), [str(x) for x in xs_all])
+    ax.set_xlabel(spec["x"])
+    ax.set_ylabel("steps to solve (open: not solved)")
+    ax.set_title("time to solve (train.stop_when)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return _save(fig, pathlib.Path(workdir) / "time_to_solve.png")
 
 
 def _validation_loss(rundir: pathlib.Path) -> list[tuple[int, float]]:

@@ -63,7 +63,10 @@ def table(spec: dict, records: list[dict]) -> tuple[list[str], list[list]]:
         "name",
         *keys,
         "status",
+        "step",
         *metrics,
+        "solved_step",
+        "to_solve",
         "max_grad_norm",
         "clip_rate",
         "decay_init",
@@ -88,7 +91,10 @@ def table(spec: dict, records: list[dict]) -> tuple[list[str], list[list]]:
                 r["name"],
                 *[r["overrides"].get(k, "") for k in keys],
                 r["status"],
+                r.get("step", ""),
                 *[r.get("validation", {}).get(m, "") for m in metrics],
+                _or_blank(r.get("solved_step")),
+                _or_blank(r.get("units_to_solve")),
                 train.get("max_grad_norm", ""),
                 train.get("clip_rate", ""),
                 init.get("decay_rate", ""),
@@ -101,6 +107,10 @@ def table(spec: dict, records: list[dict]) -> tuple[list[str], list[list]]:
             ]
         )
     return head, rows
+
+
+def _or_blank(v):
+    return "" if v is None else v
 
 
 def _train_summary(rundir: pathlib.Path) -> dict:
@@ -142,6 +152,9 @@ def write_tables(workdir, spec: dict, records: list[dict]) -> list[str]:
     md = [
         f"# Sweep {workdir.name}: {len(records)} of {len(spec['runs'])} runs finished",
         "",
+        "step: the step the run ended at; solved_step: the first evaluation at which "
+        "train.stop_when held (blank: never or no condition), to_solve: the examples (tokens) "
+        "seen until then; "
         "max_grad_norm: largest logged training gradient norm (mean of a log window, before "
         "clipping); clip_rate: fraction of steps clipped; "
         "decay_*: fitted per-step factor r of ||dL/dh_{T-k}|| ~ C r^k (k >= 1) at init and at "
