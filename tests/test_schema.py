@@ -16,7 +16,11 @@ from seqjax.train import files
 from seqjax.train.cmdline import load_config_file
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-CONFIGS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "configs").rglob("*.py"))
+CONFIGS = sorted(  # the config files (a folder's shared module has no get_config)
+    p.relative_to(ROOT).as_posix()
+    for p in (ROOT / "configs").rglob("*.py")
+    if "def get_config" in p.read_text()
+)
 TASKS = ("synthetic", "lm", "classify")
 
 

@@ -1,0 +1,71 @@
+r"""Study 1: the adding problem against T for ten cells, 3 seeds, until solved (MSE < 0.01).
+
+Two-channel adding problem (Le, Jaitly & Hinton 2015, sec. 4.1; Arjovsky et al. 2016, sec. 4.2):
+predicting the constant 1 scores MSE 1/6. Every cell has 100 units and Adam 1e-3 with global-norm
+clipping at 1, except IRNN, which trains with its paper's optimizer family (SGD with momentum and
+clipping, two learning rates). A run ends at the first evaluation (every 100 steps, 1000
+held-out sequences) with validation MSE below 0.01, which is its time to solve, or after 3000
+steps.
+
+Launch (about 2 h 15 min on 2 cores with --jobs 2, measured: experiments/vanishing/README.md):
+  seqjax sweep --config configs/study/adding.py --workdir runs/study/adding --jobs 2
+  seqjax sweep --config configs/study/adding.py:smoke --workdir /tmp/study_adding   # seconds
+
+Presets: ``smoke``; ``seq_lens=100/200/400`` (the Ts, slash-separated); ``steps=N``.
+
+Reference points: Le et al. 2015 report IRNN and LSTM solving T up to 400; Arjovsky et al. 2016
+report LSTM solving T=750 while the tanh RNN does not; chrono init speeds the LSTM up at T=200
+and 750 (Tallec & Ollivier 2018).
+"""
+
+import pathlib
+import runpy
+
+from seqjax.train.config import parse_arg
+
+common = runpy.run_path(str(pathlib.Path(__file__).resolve().parent / "common.py"))
+
+CELLS = (
+    "elman",
+    "lstm",
+    "lstm_chrono",
+    "gru",
+    "irnn",
+    "indrnn",
+    "exprnn",
+    "cornn",
+    "lru",
+    "mingru",
+)
+IRNN_RATES = (1e-2, 1e-3)
+
+
+def get_config(arg=None):
+    arg = parse_arg(arg, smoke=False, seq_lens="100/200/400", steps=3000)
+    seq_lens = tuple(int(t) for t in arg.seq_lens.split("/"))
+    table = common["variants"](max(seq_lens))
+    c = common["base"](100)
+    c.data.name = "adding"
+    c.data.seq_len = seq_lens[0]
+    c.train.num_steps = arg.steps
+    c.train.eval_every = 100
+    c.train.checkpoint_every = 500
+    c.train.log_every = 100
+    c.train.stop_when = "mse<0.01"
+    variants = []
+    for name in CELLS:
+        if name == "irnn":
+            for lr in IRNN_RATES:
+                variants.append((f"irnn_lr{lr:g}", (*table["irnn"], ("optim.learning_rate", lr))))
+        else:
+            variants.append((name, table[name]))
+    c.sweep = dict(
+        variants=tuple(variants),
+        grid=(("data.seq_len", seq_lens), ("seed", (0, 1, 2))),
+        x="data.seq_len",
+    )
+    if arg.smoke:
+        common["smoke"](c)
+        c.sweep["grid"] = (("data.seq_len", (6,)), ("seed", (0,)))
+        c.sweep["variants"] = tuple(v for v in variants if v[0] in ("lstm", "irnn_lr0.01"))
+    return c
