@@ -145,12 +145,23 @@ def test_every_key_an_error_message_suggests_is_a_field():
     assert not unknown, unknown
 
 
-def test_the_csv_dead_end_is_open():
-    """The error for undecodable bytes suggests data.encoding_errors=replace, and that key can be
-    set on the command line of the CSV template."""
-    c = load_config_file(str(ROOT / "configs/sentiment/csv.py:train=x.csv"))
-    assert config_lib.lookup(c, "data.encoding_errors") == "strict"
-    assert "data.encoding_errors" in config_lib.fields("classify")
+def test_the_csv_dead_end_is_open(tmp_path, capsys):
+    """Issue 17's dead end, as a user meets it: a CSV with an invalid UTF-8 byte is refused with
+    a message that suggests data.encoding_errors=replace, and that flag then trains."""
+    rows = [
+        f"tweet {i} {'good' if i % 2 else 'bad'},{'pos' if i % 2 else 'neg'}" for i in range(40)
+    ]
+    data = (
+        ("text,sentiment\n" + "\n".join(rows) + "\n").encode().replace(b"tweet 3", b"tw\xffeet 3")
+    )
+    (tmp_path / "tweets.csv").write_bytes(data)
+    spec = f"--config={ROOT / 'configs/sentiment/csv.py'}:train={tmp_path / 'tweets.csv'},"
+    spec += "text=text,label=sentiment,smoke"
+    argv = ["train", spec, f"--workdir={tmp_path / 'run'}"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "set data.encoding_errors=replace" in err
+    assert cli.main([*argv, "--config.data.encoding_errors=replace"]) == 0
 
 
 def test_config_show_lists_every_field_and_marks_the_changed_ones(capsys):
