@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from seqjax.cells import inits
+from seqjax.cells import fused, inits
 from seqjax.cells.base import Cell, check_size, make_step, zeros_carry
 
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "identity": lambda x: x}
@@ -73,4 +73,5 @@ def elman(
         recur=recur,
         hidden_size=hidden_size,
         name="elman",
+        fused=fused.elman(act),
     )

@@ -19,7 +19,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from seqjax.cells import inits
+from seqjax.cells import fused, inits
 from seqjax.cells.base import Cell, check_size, make_step, zeros_carry
 
 
@@ -94,4 +94,5 @@ def gru(
         recur=recur,
         hidden_size=H,
         name="gru",
+        fused=fused.GRU if reset_after else None,
     )

@@ -17,9 +17,8 @@ from typing import NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from seqjax.cells import inits
+from seqjax.cells import fused, inits
 from seqjax.cells.base import Cell, check_size, make_step
-from seqjax.cells.fused import lstm_sequence
 
 
 class LSTMCarry(NamedTuple):
@@ -95,10 +94,6 @@ def lstm(
         h = jax.nn.sigmoid(o) * jnp.tanh(c)
         return LSTMCarry(h, c), h
 
-    def fused(params, carry, xs, valid, hoist=False):
-        ys, h, c = lstm_sequence(params, xs, carry.h, carry.c, valid, hoist=hoist)
-        return ys, LSTMCarry(h, c)
-
     return Cell(
         init=init,
         initial_carry=initial_carry,
@@ -107,5 +102,5 @@ def lstm(
         recur=recur,
         hidden_size=H,
         name="lstm",
-        fused=fused,
+        fused=fused.lstm(LSTMCarry),
     )
