@@ -19,7 +19,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("seqjax.train.commands:sweep", "run a config's grid of runs, then tables and plots"),
     "sample": ("seqjax.train.commands:sample", "generate text from a language model's checkpoint"),
     "predict": ("seqjax.train.predict:main", "label texts with a classifier's best checkpoint"),
-    "bench": ("seqjax.bench:main", "time training steps against PyTorch and Flax (needs torch)"),
 }
 
 
