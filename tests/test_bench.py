@@ -167,3 +167,64 @@ def test_smoke_run_in_fresh_processes(tmp_path):
         assert done.returncode == 3 and "not writing" in done.stderr and not out.exists()
     else:
         assert done.returncode == 0 and out.read_text().count(fair.BEGIN) == 1
+
+
+def test_gpu_auto_rows_merge_lengths_with_the_same_winner():
+    import gpu
+
+    groups = [
+        (gpu.MODERN_TITLE, "train", c, (16, T, 256), []) for T in gpu.MODERN_T for c in gpu.MODERN
+    ]
+    seq = {512: 1.0, 4096: 5.0, 16384: 20.0}
+    par = {512: 2.0, 4096: 3.0, 16384: 8.0}
+    results = {}
+    for gi, (_, _, _, (_, T, _), _) in enumerate(groups):
+        results[(gi, "seqjax sequential")] = [seq[T]]
+        results[(gi, "seqjax parallel")] = [par[T]]
+    assert gpu.auto_rows(results, groups) == ((512, "sequential"), (None, "parallel"))
+    par[512] = 0.5
+    results = {
+        k: [par[groups[k[0]][3][1]]] if "parallel" in k[1] else v for k, v in results.items()
+    }
+    assert gpu.auto_rows(results, groups) == ((None, "parallel"),)
+
+
+@pytest.mark.slow
+def test_gpu_script_smoke_on_cpu_without_datasets_or_ml_collections(tmp_path):
+    """``gpu.py --allow-cpu``: the whole plan in miniature, in an environment where ``datasets``
+    and ``ml_collections`` cannot be imported (the GPU image has neither)."""
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    for name in ("datasets", "ml_collections"):
+        (blocked / f"{name}.py").write_text(
+            f"raise ImportError('{name} is not in the GPU image')\n"
+        )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(blocked), os.environ.get("PYTHONPATH", "")]),
+    }
+    out = tmp_path / "benchmarks.md"
+    cmd = [sys.executable, str(BENCH / "gpu.py"), "--allow-cpu", "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = out.read_text()
+    assert text.count(gpu_begin()) == 1 and "child failed" not in text
+    for title in ("### LSTM", "### Modern cells", "### GRU", "### Elman", "### bf16"):
+        assert title in text
+    rows = [
+        "| train | lstm | 2/8/16 | seqjax fused |",
+        "| train | mingru | 2/16/16 | seqjax parallel |",
+    ]
+    rows.append("| train | lstm | 2/8/16 | PyTorch |" if HAS_TORCH else "| train | gru | 2/8/16 |")
+    assert all(row in text for row in rows)
+    line = next(x for x in text.splitlines() if x.startswith('- `AUTO_BACKEND["gpu"] = '))
+    rows = eval(line.split(" = ", 1)[1].split("`", 1)[0])  # a Python literal, as printed
+    assert rows and rows[-1][0] is None and {b for _, b in rows} <= {"sequential", "parallel"}
+    assert "- lstm: fused / sequential time" in text
+    assert "seqjax cudnn: UserError: backend='cudnn': needs an NVIDIA GPU" in text
+
+
+def gpu_begin():
+    import gpu
+
+    return gpu.BEGIN

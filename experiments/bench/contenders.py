@@ -171,15 +171,16 @@ def _jax_run(loss_fn: Callable, rnn_params, w: dict, mode: str) -> Callable:
     return run
 
 
-SEQJAX = {  # contender -> keyword arguments of seqjax.unroll
-    "seqjax": {},
-    "seqjax sequential": {"backend": "sequential"},
+SEQJAX = {  # contender -> keyword arguments of seqjax.unroll; "hoist": the input projection
+    "seqjax": {},  # the default: what a user gets
+    "seqjax sequential": {"backend": "sequential", "hoist": False},
     "seqjax sequential hoist": {"backend": "sequential", "hoist": True},
-    "seqjax fused": {"backend": "fused"},
+    "seqjax fused": {"backend": "fused", "hoist": False},
     "seqjax fused hoist": {"backend": "fused", "hoist": True},
-    "seqjax unroll=2": {"backend": "sequential", "unroll": 2},
-    "seqjax unroll=4": {"backend": "sequential", "unroll": 4},
+    "seqjax unroll=2": {"backend": "sequential", "unroll": 2, "hoist": False},
+    "seqjax unroll=4": {"backend": "sequential", "unroll": 4, "hoist": False},
     "seqjax bf16": {},  # the default path computing in bfloat16
+    "seqjax cudnn": {"backend": "cudnn"},  # the LSTM only, NVIDIA GPUs only
 }
 
 
@@ -197,6 +198,19 @@ def _seqjax(name: str, cell: str, w: dict, mode: str) -> Callable:
     forward = lambda p, xs: seqjax.unroll(c, p, xs, **kw)[0]  # noqa: E731
     dtype = "bfloat16" if name.endswith("bf16") else None
     return _jax_run(_readout_loss(forward, dtype), seqjax_params(cell, w), w, mode)
+
+
+def seqjax_any(cell: str, unroll_kw: dict, B: int, T: int, H: int, mode: str) -> Callable:
+    """``run(n)`` for any registered seqjax cell (``seqjax.cells.names()``) with its own
+    initialisation; readout, inputs and labels as in :func:`weights`."""
+    import jax
+
+    import seqjax
+
+    c = seqjax.cells.get(cell, H)
+    w = weights("elman", B, T, H)  # its readout, inputs and labels
+    forward = lambda p, xs: seqjax.unroll(c, p, xs, **unroll_kw)[0]  # noqa: E731
+    return _jax_run(_readout_loss(forward), c.init(jax.random.key(0), H), w, mode)
 
 
 def _time_major(w: dict) -> dict:
@@ -316,7 +330,8 @@ def _pytorch(cell: str, w: dict, mode: str, device: str = "cpu", bf16: bool = Fa
 def names(cell: str) -> list:
     """Every contender that can run ``cell``."""
     extra = ["seqjax time-major", "scan readout-in-loop", "PyTorch bf16"]
-    return [*SEQJAX, *extra, "PyTorch", *(f"Flax {c}" for c in FLAX_CELLS[cell])]
+    ours = [n for n in SEQJAX if cell == "lstm" or n != "seqjax cudnn"]
+    return [*ours, *extra, "PyTorch", *(f"Flax {c}" for c in FLAX_CELLS[cell])]
 
 
 def library(name: str) -> str:
