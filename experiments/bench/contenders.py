@@ -182,6 +182,12 @@ SEQJAX = {  # contender -> keyword arguments of seqjax.unroll; "hoist": the inpu
     "seqjax bf16": {},  # the default path computing in bfloat16
     "seqjax cudnn": {"backend": "cudnn"},  # the LSTM only, NVIDIA GPUs only
 }
+EXPERIMENTS = {  # contender -> a private switch of seqjax.cells.fused (levers under measurement)
+    "seqjax fused coefs-after": "_COEFS_AFTER",
+    "seqjax fused stacked": "_STACK",
+    "seqjax fused unroll=2": ("_UNROLL", 2),
+    "seqjax fused unroll=4": ("_UNROLL", 4),
+}
 
 
 def seqjax_cell(cell: str, H: int):
@@ -194,7 +200,12 @@ def _seqjax(name: str, cell: str, w: dict, mode: str) -> Callable:
     import seqjax
 
     c = seqjax_cell(cell, w["W_hh"].shape[1])
-    kw = SEQJAX[name]
+    if name in EXPERIMENTS:
+        from seqjax.cells import fused
+
+        switch = EXPERIMENTS[name]
+        setattr(fused, *(switch if isinstance(switch, tuple) else (switch, True)))
+    kw = SEQJAX.get(name, {"backend": "fused", "hoist": False})
     forward = lambda p, xs: seqjax.unroll(c, p, xs, **kw)[0]  # noqa: E731
     dtype = "bfloat16" if name.endswith("bf16") else None
     return _jax_run(_readout_loss(forward, dtype), seqjax_params(cell, w), w, mode)
@@ -211,6 +222,43 @@ def seqjax_any(cell: str, unroll_kw: dict, B: int, T: int, H: int, mode: str) ->
     w = weights("elman", B, T, H)  # its readout, inputs and labels
     forward = lambda p, xs: seqjax.unroll(c, p, xs, **unroll_kw)[0]  # noqa: E731
     return _jax_run(_readout_loss(forward), c.init(jax.random.key(0), H), w, mode)
+
+
+def _fused_vjp(cell: str, w: dict, mode: str) -> Callable:
+    """The LSTM through seqjax's previous ``custom_vjp`` fused form (:mod:`fused_vjp`)."""
+    import fused_vjp
+    import jax.numpy as jnp
+
+    H = w["W_hh"].shape[1]
+
+    def forward(p, xs):
+        zeros = jnp.zeros((xs.shape[0], H), xs.dtype)
+        ys, _, _ = fused_vjp.lstm_sequence(p, jnp.swapaxes(xs, 0, 1), zeros, zeros)
+        return jnp.swapaxes(ys, 0, 1)
+
+    return _jax_run(_readout_loss(forward), seqjax_params(cell, w), w, mode)
+
+
+def _fused_chains(cell: str, w: dict, mode: str, k: int = 2) -> Callable:
+    """The fused form run as ``k`` independent recurrences over slices of the batch (XLA may run
+    the ``k`` loops concurrently, one per core)."""
+    import jax.numpy as jnp
+
+    from seqjax.cells import fused
+
+    c = seqjax_cell(cell, w["W_hh"].shape[1])
+    B = w["xs"].shape[0]
+
+    def forward(p, xs):
+        xs_tm = jnp.swapaxes(xs, 0, 1)
+        parts = [
+            fused.sequence(c.fused, p, c.initial_carry(p, (B // k,)), xs_tm[:, i::k])[0]
+            for i in range(k)
+        ]  # strided slices: each chain gets every k-th sequence
+        ys = jnp.stack(parts, 2).reshape(xs_tm.shape[0], B, -1)
+        return jnp.swapaxes(ys, 0, 1)
+
+    return _jax_run(_readout_loss(forward), seqjax_params(cell, w), w, mode)
 
 
 def _time_major(w: dict) -> dict:
@@ -329,7 +377,10 @@ def _pytorch(cell: str, w: dict, mode: str, device: str = "cpu", bf16: bool = Fa
 
 def names(cell: str) -> list:
     """Every contender that can run ``cell``."""
-    extra = ["seqjax time-major", "scan readout-in-loop", "PyTorch bf16"]
+    extra = ["seqjax time-major", "scan readout-in-loop", "PyTorch bf16", "seqjax fused chains=2"]
+    extra += list(EXPERIMENTS)
+    if cell == "lstm":
+        extra.append("seqjax fused-vjp")
     ours = [n for n in SEQJAX if cell == "lstm" or n != "seqjax cudnn"]
     return [*ours, *extra, "PyTorch", *(f"Flax {c}" for c in FLAX_CELLS[cell])]
 
@@ -343,8 +394,12 @@ def build(name: str, cell: str, w: dict, mode: str, device: str = "cpu") -> Call
     """``run(n) -> loss`` of contender ``name`` for ``cell`` on the weights ``w``."""
     if name not in names(cell):
         raise ValueError(f"contender {name!r}: choose one of {', '.join(names(cell))}")
-    if name in SEQJAX:
+    if name in SEQJAX or name in EXPERIMENTS:
         return _seqjax(name, cell, w, mode)
+    if name == "seqjax fused chains=2":
+        return _fused_chains(cell, w, mode)
+    if name == "seqjax fused-vjp":
+        return _fused_vjp(cell, w, mode)
     if name == "seqjax time-major":
         return _seqjax_time_major(cell, w, mode)
     if name == "scan readout-in-loop":

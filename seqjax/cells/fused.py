@@ -65,11 +65,11 @@ class Form(NamedTuple):
     work.
 
     Attributes:
-      step: ``(carry, p, a) -> (carry, y)``.
+      step: ``(carry, p, a) -> carry``.
       coefs: ``(carry_prev, p, a, carry) -> tuple of arrays``: the step's derivative factors.
-      tangent: ``(coefs, dcarry_prev, dp, da) -> (dcarry, dy)``, the step's linearisation (linear
-        in the tangents; coefficients from ``coefs``).
-      hidden: ``carry -> h``, the vector that multiplies ``w_h``.
+      tangent: ``(coefs, dcarry_prev, dp, da) -> dcarry``, the step's linearisation (linear in
+        the tangents; coefficients from ``coefs``).
+      hidden: ``carry -> h``, the vector that multiplies ``w_h`` and the step's output.
       summed: ``step`` depends on ``p + a`` only (lets the driver add their tangents early).
       recurrent_bias: ``params -> (G,)`` added to ``h W_h``, or ``None``.
       cudnn_lstm: for cells that are cuDNN's LSTM, ``params -> (W_ih (G, I), W_hh (G, H),
@@ -99,8 +99,7 @@ def lstm(carry_type: Callable) -> Form:
     def step(carry, p, a):
         i, f, g, o = _lstm_gates(p + a)
         c = f * carry.c + i * g
-        h = o * jnp.tanh(c)
-        return carry_type(h, c), h
+        return carry_type(o * jnp.tanh(c), c)
 
     def coefs(prev, p, a, carry):
         i, f, g, o = _lstm_gates(p + a)
@@ -112,8 +111,7 @@ def lstm(carry_type: Callable) -> Form:
         f, k_f, k_i, k_g, k_o, k_c = k
         dz_i, dz_f, dz_g, dz_o = jnp.split(dp + da, 4, axis=-1)
         dc = f * dprev.c + k_f * dz_f + k_i * dz_i + k_g * dz_g
-        dh = k_o * dz_o + k_c * dc
-        return carry_type(dh, dc), dh
+        return carry_type(k_o * dz_o + k_c * dc, dc)
 
     def cudnn_lstm(params):
         return params["w_x"].T, params["w_h"].T, params["b"], jnp.zeros_like(params["b"])
@@ -132,8 +130,7 @@ def _gru_gates(h, p, a):
 
 def _gru_step(h, p, a):
     r, u, n, _ = _gru_gates(h, p, a)
-    h = n + u * (h - n)  # (1 - u) n + u h
-    return h, h
+    return n + u * (h - n)  # (1 - u) n + u h
 
 
 def _gru_coefs(prev, p, a, h):
@@ -146,8 +143,7 @@ def _gru_tangent(k, dprev, dp, da):
     r, k_r, u, k_u, k_n = k
     dp_r, dp_u, dp_n = jnp.split(dp, 3, axis=-1)
     da_r, da_u, da_n = jnp.split(da, 3, axis=-1)
-    dh = k_n * (dp_n + k_r * (dp_r + da_r) + r * da_n) + k_u * (dp_u + da_u) + u * dprev
-    return dh, dh
+    return k_n * (dp_n + k_r * (dp_r + da_r) + r * da_n) + k_u * (dp_u + da_u) + u * dprev
 
 
 def _gru_recurrent_bias(params):
@@ -164,8 +160,8 @@ def elman(activation: Callable) -> Form:
     """The Elman cell ``h = activation(p + a)`` for an elementwise ``activation``."""
 
     def step(h, p, a):
-        h = activation(p + a)
-        return h, h
+        del h
+        return activation(p + a)
 
     def coefs(prev, p, a, h):
         del prev, h
@@ -174,8 +170,7 @@ def elman(activation: Callable) -> Form:
 
     def tangent(k, dprev, dp, da):
         del dprev
-        dh = k[0] * (dp + da)
-        return dh, dh
+        return k[0] * (dp + da)
 
     return Form(step, coefs, tangent, hidden=lambda h: h)
 
@@ -190,7 +185,8 @@ def _mask(v, new, old):
 
 def _forward(form: Form, hoist: bool, params, carry, xs, valid, save: bool):
     """The forward loop: outputs, final carry and (if ``save``) every step's carry and
-    coefficients."""
+    coefficients. The loop writes each step's carry (or, when not saving, its hidden state) once;
+    the outputs (the hidden states, zero on padding) are formed after it."""
     w_x, b, w_h = params["w_x"], params["b"], params["w_h"]
     bias = None if form.recurrent_bias is None else form.recurrent_bias(params)
     inputs = xs @ w_x + b if hoist else xs
@@ -201,19 +197,32 @@ def _forward(form: Form, hoist: bool, params, carry, xs, valid, save: bool):
         a = form.hidden(c) @ w_h
         if bias is not None:
             a = a + bias
-        new, y = form.step(c, p, a)
-        if v is not None:  # padding: carry held, output zero
+        new = form.step(c, p, a)
+        if v is not None:  # padding: carry held
             new = _mask(v, new, c)
-            y = jnp.where(v[:, None], y, jnp.zeros_like(y))
         if not save:
-            return new, y
-        return new, (y, new, form.coefs(c, p, a, new))
+            return new, form.hidden(new)
+        if _COEFS_AFTER:  # EXPERIMENT
+            return new, (new, (p + a,) if form.summed else (p, a))
+        k = form.coefs(c, p, a, new)
+        return new, (new, jnp.stack(k) if _STACK else k)
 
-    final, out = jax.lax.scan(body, carry, (inputs, valid))
+    final, out = jax.lax.scan(body, carry, (inputs, valid), unroll=_UNROLL)
+    hs, saved = (out, None) if not save else (form.hidden(out[0]), out)
+    ys = hs if valid is None else jnp.where(valid[..., None], hs, jnp.zeros_like(hs))
     if not save:
-        return out, final, None
-    ys, carries, coefs = out
+        return ys, final, None
+    carries, coefs = saved
+    if _COEFS_AFTER:  # EXPERIMENT
+        prev = jax.tree.map(lambda c0, cs: jnp.concatenate([c0[None], cs[:-1]]), carry, carries)
+        pa = coefs if len(coefs) == 2 else (coefs[0], jnp.zeros((), coefs[0].dtype))
+        coefs = form.coefs(prev, *pa, carries)
     return ys, final, (carries, coefs)
+
+
+_COEFS_AFTER = False  # EXPERIMENT
+_STACK = False  # EXPERIMENT
+_UNROLL = 1  # EXPERIMENT
 
 
 def _zero(t) -> bool:
@@ -269,18 +278,20 @@ def _sequence_jvp(form, hoist, primals, tangents):
 
     def body(dc, scanned):
         k, dp_t, da_t, v = scanned
+        if _STACK:
+            k = tuple(k)
         da_step = form.hidden(dc) @ w_h
         if da_t is not None:
             da_step = da_step + da_t
         if dp_t is None:
             dp_t = jnp.zeros_like(da_step)
-        new, dy = form.tangent(k, dc, dp_t, da_step)
+        new = form.tangent(k, dc, dp_t, da_step)
         if v is not None:
             new = _mask(v, new, dc)
-            dy = jnp.where(v[:, None], dy, jnp.zeros_like(dy))
-        return new, dy
+        return new, form.hidden(new)
 
-    dfinal, dys = jax.lax.scan(body, dcarry0, (coefs, dp, da, valid))
+    dfinal, dhs = jax.lax.scan(body, dcarry0, (coefs, dp, da, valid), unroll=_UNROLL)
+    dys = dhs if valid is None else jnp.where(valid[..., None], dhs, jnp.zeros_like(dhs))
     return (ys, final), (dys, dfinal)
 
 
