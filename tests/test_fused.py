@@ -75,7 +75,7 @@ def test_each_tangent_is_the_jvp_of_its_step(name, f64):
     p, a, dp, da = (jax.random.normal(next(k), (B, G), jnp.float64) for _ in range(4))
     dcarry = jax.tree.map(lambda c: jax.random.normal(next(k), c.shape, c.dtype), carry)
     new, dnew = jax.jvp(form.step, (carry, p, a), (dcarry, dp, da))
-    got = form.tangent(form.coefs(carry, p, a, new), dcarry, dp, da)
+    got = form.tangent(form.coefs(carry, p, a, new), carry, dcarry, dp, da)
     for x, want in zip(jax.tree.leaves(got), jax.tree.leaves(dnew), strict=True):
         np.testing.assert_allclose(x, want, rtol=1e-12, atol=1e-12)
 

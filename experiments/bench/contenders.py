@@ -183,8 +183,6 @@ SEQJAX = {  # contender -> keyword arguments of seqjax.unroll; "hoist": the inpu
     "seqjax cudnn": {"backend": "cudnn"},  # the LSTM only, NVIDIA GPUs only
 }
 EXPERIMENTS = {  # contender -> a private switch of seqjax.cells.fused (levers under measurement)
-    "seqjax fused coefs-after": "_COEFS_AFTER",
-    "seqjax fused stacked": "_STACK",
     "seqjax fused unroll=2": ("_UNROLL", 2),
     "seqjax fused unroll=4": ("_UNROLL", 4),
 }

@@ -66,9 +66,10 @@ class Form(NamedTuple):
 
     Attributes:
       step: ``(carry, p, a) -> carry``.
-      coefs: ``(carry_prev, p, a, carry) -> tuple of arrays``: the step's derivative factors.
-      tangent: ``(coefs, dcarry_prev, dp, da) -> dcarry``, the step's linearisation (linear in
-        the tangents; coefficients from ``coefs``).
+      coefs: ``(carry_prev, p, a, carry) -> tuple of arrays``: what the forward loop saves for
+        the step's derivative (its activations).
+      tangent: ``(coefs, carry_prev, dcarry_prev, dp, da) -> dcarry``, the step's linearisation
+        (linear in the tangents ``dcarry_prev, dp, da``).
       hidden: ``carry -> h``, the vector that multiplies ``w_h`` and the step's output.
       summed: ``step`` depends on ``p + a`` only (lets the driver add their tangents early).
       recurrent_bias: ``params -> (G,)`` added to ``h W_h``, or ``None``.
@@ -86,6 +87,19 @@ class Form(NamedTuple):
 
 
 # The three cells ---------------------------------------------------------------------------------
+# Each tangent applies only operations with a tangent operand: JAX's partial evaluation would move
+# any work on the saved activations alone into a loop of its own, which writes its results out.
+
+
+def _dsigmoid(dx, s):
+    """``s (1 - s) dx`` for ``s = sigmoid(x)``, every operation on the tangent."""
+    t = dx * s
+    return t - t * s
+
+
+def _dtanh(dx, t):
+    """``(1 - t^2) dx`` for ``t = tanh(x)``, every operation on the tangent."""
+    return dx - (dx * t) * t
 
 
 def _lstm_gates(z):
@@ -102,16 +116,15 @@ def lstm(carry_type: Callable) -> Form:
         return carry_type(o * jnp.tanh(c), c)
 
     def coefs(prev, p, a, carry):
-        i, f, g, o = _lstm_gates(p + a)
-        tc = jnp.tanh(carry.c)
-        return (f, f * (1 - f) * prev.c, i * (1 - i) * g, i * (1 - g * g), o * (1 - o) * tc,
-                o * (1 - tc * tc))  # fmt: skip
+        del prev
+        return (*_lstm_gates(p + a), jnp.tanh(carry.c))
 
-    def tangent(k, dprev, dp, da):
-        f, k_f, k_i, k_g, k_o, k_c = k
+    def tangent(k, prev, dprev, dp, da):
+        i, f, g, o, tc = k
         dz_i, dz_f, dz_g, dz_o = jnp.split(dp + da, 4, axis=-1)
-        dc = f * dprev.c + k_f * dz_f + k_i * dz_i + k_g * dz_g
-        return carry_type(k_o * dz_o + k_c * dc, dc)
+        di, df, do = _dsigmoid(dz_i, i), _dsigmoid(dz_f, f), _dsigmoid(dz_o, o)
+        dc = dprev.c * f + df * prev.c + di * g + _dtanh(dz_g, g) * i
+        return carry_type(do * tc + _dtanh(dc, tc) * o, dc)
 
     def cudnn_lstm(params):
         return params["w_x"].T, params["w_h"].T, params["b"], jnp.zeros_like(params["b"])
@@ -135,15 +148,16 @@ def _gru_step(h, p, a):
 
 def _gru_coefs(prev, p, a, h):
     del h
-    r, u, n, a_n = _gru_gates(prev, p, a)
-    return r, r * (1 - r) * a_n, u, u * (1 - u) * (prev - n), (1 - n * n) * (1 - u)
+    return _gru_gates(prev, p, a)
 
 
-def _gru_tangent(k, dprev, dp, da):
-    r, k_r, u, k_u, k_n = k
+def _gru_tangent(k, prev, dprev, dp, da):
+    r, u, n, a_n = k
     dp_r, dp_u, dp_n = jnp.split(dp, 3, axis=-1)
     da_r, da_u, da_n = jnp.split(da, 3, axis=-1)
-    return k_n * (dp_n + k_r * (dp_r + da_r) + r * da_n) + k_u * (dp_u + da_u) + u * dprev
+    dr, du = _dsigmoid(dp_r + da_r, r), _dsigmoid(dp_u + da_u, u)
+    dn = _dtanh(dp_n + dr * a_n + da_n * r, n)
+    return dn - dn * u + du * prev - du * n + dprev * u  # (1-u) dn + (h_prev - n) du + u dh_prev
 
 
 def _gru_recurrent_bias(params):
@@ -168,8 +182,8 @@ def elman(activation: Callable) -> Form:
         z = p + a
         return (jax.jvp(activation, (z,), (jnp.ones_like(z),))[1],)  # activation'(z)
 
-    def tangent(k, dprev, dp, da):
-        del dprev
+    def tangent(k, prev, dprev, dp, da):
+        del prev, dprev
         return k[0] * (dp + da)
 
     return Form(step, coefs, tangent, hidden=lambda h: h)
@@ -184,12 +198,11 @@ def _mask(v, new, old):
 
 
 def _forward(form: Form, hoist: bool, params, carry, xs, valid, save: bool):
-    """The forward loop: outputs, final carry and (if ``save``) every step's carry and
-    coefficients. The loop writes each step's carry (or, when not saving, its hidden state) once;
-    the outputs (the hidden states, zero on padding) are formed after it."""
+    """The forward loop: outputs, final carry and (if ``save``) every step's incoming carry and
+    saved activations. The outputs (hidden states, zero on padding) are masked after the loop."""
     w_x, b, w_h = params["w_x"], params["b"], params["w_h"]
     bias = None if form.recurrent_bias is None else form.recurrent_bias(params)
-    inputs = xs @ w_x + b if hoist else xs
+    inputs = _matmul(xs, w_x) + b if hoist else xs
 
     def body(c, scanned):
         x, v = scanned
@@ -200,28 +213,20 @@ def _forward(form: Form, hoist: bool, params, carry, xs, valid, save: bool):
         new = form.step(c, p, a)
         if v is not None:  # padding: carry held
             new = _mask(v, new, c)
-        if not save:
-            return new, form.hidden(new)
-        if _COEFS_AFTER:  # EXPERIMENT
-            return new, (new, (p + a,) if form.summed else (p, a))
-        k = form.coefs(c, p, a, new)
-        return new, (new, jnp.stack(k) if _STACK else k)
+        h = form.hidden(new)
+        return new, ((h, c, form.coefs(c, p, a, new)) if save else h)
 
     final, out = jax.lax.scan(body, carry, (inputs, valid), unroll=_UNROLL)
-    hs, saved = (out, None) if not save else (form.hidden(out[0]), out)
+    hs, saved = (out[0], out[1:]) if save else (out, None)
     ys = hs if valid is None else jnp.where(valid[..., None], hs, jnp.zeros_like(hs))
-    if not save:
-        return ys, final, None
-    carries, coefs = saved
-    if _COEFS_AFTER:  # EXPERIMENT
-        prev = jax.tree.map(lambda c0, cs: jnp.concatenate([c0[None], cs[:-1]]), carry, carries)
-        pa = coefs if len(coefs) == 2 else (coefs[0], jnp.zeros((), coefs[0].dtype))
-        coefs = form.coefs(prev, *pa, carries)
-    return ys, final, (carries, coefs)
+    return ys, final, saved
 
 
-_COEFS_AFTER = False  # EXPERIMENT
-_STACK = False  # EXPERIMENT
+def _matmul(xs, w):
+    """``xs (T, B, K) @ w (K, N)`` as one ``(T B, K)`` matmul (its transpose needs no copy)."""
+    return (xs.reshape(-1, xs.shape[-1]) @ w).reshape(*xs.shape[:-1], w.shape[-1])
+
+
 _UNROLL = 1  # EXPERIMENT
 
 
@@ -256,18 +261,17 @@ def _sequence(form, hoist, params, carry, xs, valid):
 def _sequence_jvp(form, hoist, primals, tangents):
     params, carry0, xs, valid = primals
     dparams, dcarry0, dxs, _ = tangents
-    ys, final, (carries, coefs) = _forward(form, hoist, params, carry0, xs, valid, save=True)
+    ys, final, (prev, coefs) = _forward(form, hoist, params, carry0, xs, valid, save=True)
     w_x, w_h = params["w_x"], params["w_h"]
-    prev = jax.tree.map(lambda c0, cs: jnp.concatenate([c0[None], cs[:-1]]), carry0, carries)
 
     # The tangent's parts known for all steps at once: one large matmul each.
     dw_x, db, dw_h = (dparams.get(k) for k in ("w_x", "b", "w_h"))
     dp = _add(
-        None if _zero(dxs) else dxs.astype(w_x.dtype) @ w_x,
-        None if _zero(dw_x) else xs @ dw_x,
+        None if _zero(dxs) else _matmul(dxs.astype(w_x.dtype), w_x),
+        None if _zero(dw_x) else _matmul(xs, dw_x),
         None if _zero(db) else db,
     )
-    da = None if _zero(dw_h) else form.hidden(prev) @ dw_h
+    da = None if _zero(dw_h) else _matmul(form.hidden(prev), dw_h)
     if form.recurrent_bias is not None and not all(map(_zero, _leaves(dparams))):
         da = _add(da, form.recurrent_bias(_or_zeros(dparams, params)))  # linear in params
     if form.summed:
@@ -277,20 +281,18 @@ def _sequence_jvp(form, hoist, primals, tangents):
     dcarry0 = _or_zeros(dcarry0, carry0)
 
     def body(dc, scanned):
-        k, dp_t, da_t, v = scanned
-        if _STACK:
-            k = tuple(k)
+        k, prev_t, dp_t, da_t, v = scanned
         da_step = form.hidden(dc) @ w_h
         if da_t is not None:
             da_step = da_step + da_t
         if dp_t is None:
             dp_t = jnp.zeros_like(da_step)
-        new = form.tangent(k, dc, dp_t, da_step)
+        new = form.tangent(k, prev_t, dc, dp_t, da_step)
         if v is not None:
             new = _mask(v, new, dc)
         return new, form.hidden(new)
 
-    dfinal, dhs = jax.lax.scan(body, dcarry0, (coefs, dp, da, valid), unroll=_UNROLL)
+    dfinal, dhs = jax.lax.scan(body, dcarry0, (coefs, prev, dp, da, valid), unroll=_UNROLL)
     dys = dhs if valid is None else jnp.where(valid[..., None], dhs, jnp.zeros_like(dhs))
     return (ys, final), (dys, dfinal)
 
