@@ -27,10 +27,11 @@ from seqjax.errors import UserError
 def default_hoist() -> bool:
     """Whether :func:`unroll` hoists the input projection out of the loop by default.
 
-    On CPU, measured (``docs/benchmarks.md``, ``seqjax bench cells``): hoisting made a training
-    step 3-44% slower for 8 of 9 LSTM/GRU/Elman shapes, as the in-loop projection runs on the idle
-    core. On GPU/TPU it returns ``True``, cuDNN's design (one large input matmul before the
-    recurrence); that side is not yet measured in this repository.
+    ``False`` on CPU: keeping ``x_t W_x`` in the loop was faster for the fused and the scanned
+    LSTM, GRU and Elman steps at 32/128/256 and 16/1024/128 in ``docs/performance.md``'s lever
+    table (hoisting 1.08-1.21x the time, except one noisy Elman figure), and in the earlier
+    in-process runs of ``docs/benchmarks.md``. ``True`` on GPU/TPU, cuDNN's design (one large
+    input matmul before the recurrence), not yet measured here (``experiments/bench/gpu.py``).
     """
     return jax.default_backend() != "cpu"
 
@@ -293,10 +294,11 @@ AUTO_BACKEND: dict = {
 }
 
 
-# backend="auto": platforms where cells with a fused form (the LSTM) use it when no option rules
-# it out. Source: docs/benchmarks.md, "Training step of one-layer cells": on a 2-core CPU the
-# fused LSTM (hoist=False) was the fastest seqjax LSTM training step at all three shapes (0.73-0.97
-# of the lax.scan backend's time). Not measured on GPUs and TPUs, which keep the scan.
+# backend="auto": platforms where cells with a fused form (LSTM, GRU with reset_after, Elman) use it
+# when no option rules it out. Source: docs/performance.md, "What was tried on the CPU": the fused
+# training step took 0.66-0.96 of the lax.scan's time for all three cells at 32/128/256 and
+# 16/1024/128 (paired in-process rounds; the fair tables of docs/benchmarks.md supersede them).
+# Not measured on GPUs and TPUs, which keep the scan until experiments/bench/gpu.py has run.
 AUTO_FUSED = ("cpu",)
 
 
