@@ -182,10 +182,6 @@ SEQJAX = {  # contender -> keyword arguments of seqjax.unroll; "hoist": the inpu
     "seqjax bf16": {},  # the default path computing in bfloat16
     "seqjax cudnn": {"backend": "cudnn"},  # the LSTM only, NVIDIA GPUs only
 }
-EXPERIMENTS = {  # contender -> a private switch of seqjax.cells.fused (levers under measurement)
-    "seqjax fused unroll=2": ("_UNROLL", 2),
-    "seqjax fused unroll=4": ("_UNROLL", 4),
-}
 
 
 def seqjax_cell(cell: str, H: int):
@@ -198,12 +194,7 @@ def _seqjax(name: str, cell: str, w: dict, mode: str) -> Callable:
     import seqjax
 
     c = seqjax_cell(cell, w["W_hh"].shape[1])
-    if name in EXPERIMENTS:
-        from seqjax.cells import fused
-
-        switch = EXPERIMENTS[name]
-        setattr(fused, *(switch if isinstance(switch, tuple) else (switch, True)))
-    kw = SEQJAX.get(name, {"backend": "fused", "hoist": False})
+    kw = SEQJAX[name]
     forward = lambda p, xs: seqjax.unroll(c, p, xs, **kw)[0]  # noqa: E731
     dtype = "bfloat16" if name.endswith("bf16") else None
     return _jax_run(_readout_loss(forward, dtype), seqjax_params(cell, w), w, mode)
@@ -376,7 +367,6 @@ def _pytorch(cell: str, w: dict, mode: str, device: str = "cpu", bf16: bool = Fa
 def names(cell: str) -> list:
     """Every contender that can run ``cell``."""
     extra = ["seqjax time-major", "scan readout-in-loop", "PyTorch bf16", "seqjax fused chains=2"]
-    extra += list(EXPERIMENTS)
     if cell == "lstm":
         extra.append("seqjax fused-vjp")
     ours = [n for n in SEQJAX if cell == "lstm" or n != "seqjax cudnn"]
@@ -392,7 +382,7 @@ def build(name: str, cell: str, w: dict, mode: str, device: str = "cpu") -> Call
     """``run(n) -> loss`` of contender ``name`` for ``cell`` on the weights ``w``."""
     if name not in names(cell):
         raise ValueError(f"contender {name!r}: choose one of {', '.join(names(cell))}")
-    if name in SEQJAX or name in EXPERIMENTS:
+    if name in SEQJAX:
         return _seqjax(name, cell, w, mode)
     if name == "seqjax fused chains=2":
         return _fused_chains(cell, w, mode)

@@ -181,7 +181,11 @@ def measure(args) -> dict:
                         got[name]["loss0"] = out["loss0"]
                 results[(mode, cell, tuple(shape))] = got
                 where = f"{mode} {cell} {'/'.join(map(str, shape))}"
-                print(f"{where}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+                took = time.perf_counter() - t0
+                print(f"{where}: {took:.0f} s, load {report.load_average()}", file=sys.stderr)
+                for name, g in got.items():  # as it goes: a run cut short still says something
+                    per_round = ", ".join(report.ms(t) for t in g["times"])
+                    print(f"  {name}: {per_round} ms", file=sys.stderr, flush=True)
     return results
 
 
@@ -194,6 +198,8 @@ def peaks(args) -> dict:
             out[library] = run_child(spec, library, args)
         except RuntimeError as e:  # e.g. torch not installed
             print(f"peak of {library}: {e}", file=sys.stderr)
+            continue
+        print(f"peak GFLOP/s, {library}: {out[library]}", file=sys.stderr, flush=True)
     return out
 
 

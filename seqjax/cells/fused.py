@@ -216,7 +216,7 @@ def _forward(form: Form, hoist: bool, params, carry, xs, valid, save: bool):
         h = form.hidden(new)
         return new, ((h, c, form.coefs(c, p, a, new)) if save else h)
 
-    final, out = jax.lax.scan(body, carry, (inputs, valid), unroll=_UNROLL)
+    final, out = jax.lax.scan(body, carry, (inputs, valid))
     hs, saved = (out[0], out[1:]) if save else (out, None)
     ys = hs if valid is None else jnp.where(valid[..., None], hs, jnp.zeros_like(hs))
     return ys, final, saved
@@ -225,9 +225,6 @@ def _forward(form: Form, hoist: bool, params, carry, xs, valid, save: bool):
 def _matmul(xs, w):
     """``xs (T, B, K) @ w (K, N)`` as one ``(T B, K)`` matmul (its transpose needs no copy)."""
     return (xs.reshape(-1, xs.shape[-1]) @ w).reshape(*xs.shape[:-1], w.shape[-1])
-
-
-_UNROLL = 1  # EXPERIMENT
 
 
 def _zero(t) -> bool:
@@ -292,7 +289,7 @@ def _sequence_jvp(form, hoist, primals, tangents):
             new = _mask(v, new, dc)
         return new, form.hidden(new)
 
-    dfinal, dhs = jax.lax.scan(body, dcarry0, (coefs, prev, dp, da, valid), unroll=_UNROLL)
+    dfinal, dhs = jax.lax.scan(body, dcarry0, (coefs, prev, dp, da, valid))
     dys = dhs if valid is None else jnp.where(valid[..., None], dhs, jnp.zeros_like(dhs))
     return (ys, final), (dys, dfinal)
 
