@@ -42,6 +42,13 @@ GRU (``reset_after``; :math:`a = h_{t-1} W_h + [0, 0, b_{hn}]`, :math:`p = x_t W
 
 Elman: :math:`\dot h = [\phi'(z)]\,\dot z`.
 
+Precision: the matmuls take their operands in the parameters' dtype and accumulate in float32
+(``preferred_element_type``); the gate math, the carry and the saved activations are float32
+(or the parameters' dtype where it is wider), and the outputs and the final carry are cast back
+to the dtypes they came in. With bfloat16 parameters (``model.compute_dtype=bfloat16``) that is
+the usual mixed-precision recipe, and on CPUs with bfloat16 matrix units it is where the time
+goes down; casting every operation to bfloat16 instead was 2.5x slower than float32 there.
+
 Padding (``valid`` false) holds the carry and zeroes the output, exactly as
 :func:`seqjax.unroll`'s sequential loop does; the tests compare the two (values, gradients and
 every transformation) and check the derivatives against finite differences in float64.
@@ -200,14 +207,16 @@ def _mask(v, new, old):
 def _forward(form: Form, hoist: bool, params, carry, xs, valid, save: bool):
     """The forward loop: outputs, final carry and (if ``save``) every step's incoming carry and
     saved activations. The outputs (hidden states, zero on padding) are masked after the loop."""
-    w_x, b, w_h = params["w_x"], params["b"], params["w_h"]
-    bias = None if form.recurrent_bias is None else form.recurrent_bias(params)
+    w_x, w_h = params["w_x"], params["w_h"]
+    acc = _acc(w_h.dtype)
+    b = params["b"].astype(acc)
+    bias = None if form.recurrent_bias is None else form.recurrent_bias(params).astype(acc)
     inputs = _matmul(xs, w_x) + b if hoist else xs
 
     def body(c, scanned):
         x, v = scanned
-        p = x if hoist else x @ w_x + b
-        a = form.hidden(c) @ w_h
+        p = x if hoist else _dot(x, w_x) + b
+        a = _dot(form.hidden(c), w_h)
         if bias is not None:
             a = a + bias
         new = form.step(c, p, a)
@@ -222,9 +231,19 @@ def _forward(form: Form, hoist: bool, params, carry, xs, valid, save: bool):
     return ys, final, saved
 
 
+def _acc(dtype):
+    """The dtype of accumulation, gate math and carry: float32, or wider parameters' own."""
+    return jnp.dtype(jnp.float32) if jnp.finfo(dtype).bits < 32 else jnp.dtype(dtype)
+
+
+def _dot(x, w):
+    """``x @ w`` with operands in ``w``'s dtype and the result in :func:`_acc` of it."""
+    return jnp.dot(x.astype(w.dtype), w, preferred_element_type=_acc(w.dtype))
+
+
 def _matmul(xs, w):
     """``xs (T, B, K) @ w (K, N)`` as one ``(T B, K)`` matmul (its transpose needs no copy)."""
-    return (xs.reshape(-1, xs.shape[-1]) @ w).reshape(*xs.shape[:-1], w.shape[-1])
+    return _dot(xs.reshape(-1, xs.shape[-1]), w).reshape(*xs.shape[:-1], w.shape[-1])
 
 
 def _zero(t) -> bool:
@@ -266,11 +285,12 @@ def _sequence_jvp(form, hoist, primals, tangents):
     dp = _add(
         None if _zero(dxs) else _matmul(dxs.astype(w_x.dtype), w_x),
         None if _zero(dw_x) else _matmul(xs, dw_x),
-        None if _zero(db) else db,
+        None if _zero(db) else db.astype(_acc(db.dtype)),
     )
     da = None if _zero(dw_h) else _matmul(form.hidden(prev), dw_h)
     if form.recurrent_bias is not None and not all(map(_zero, _leaves(dparams))):
-        da = _add(da, form.recurrent_bias(_or_zeros(dparams, params)))  # linear in params
+        dbias = form.recurrent_bias(_or_zeros(dparams, params))  # linear in params
+        da = _add(da, dbias.astype(_acc(dbias.dtype)))
     if form.summed:
         dp, da = _add(dp, da), None
     shape = (*xs.shape[:-1], w_h.shape[-1])
@@ -279,7 +299,7 @@ def _sequence_jvp(form, hoist, primals, tangents):
 
     def body(dc, scanned):
         k, prev_t, dp_t, da_t, v = scanned
-        da_step = form.hidden(dc) @ w_h
+        da_step = _dot(form.hidden(dc), w_h)
         if da_t is not None:
             da_step = da_step + da_t
         if dp_t is None:
@@ -321,5 +341,9 @@ def sequence(form: Form, params, carry, xs, valid: Optional[jax.Array] = None, *
       >>> bool(jnp.allclose(jnp.swapaxes(ys, 0, 1), ref, atol=1e-6))
       True
     """
-    xs = xs.astype(params["w_x"].dtype)
-    return _sequence(form, bool(hoist), params, carry, xs, valid)
+    dtype = params["w_x"].dtype
+    acc = _acc(dtype)
+    carry_acc = jax.tree.map(lambda c: c.astype(acc), carry)
+    ys, final = _sequence(form, bool(hoist), params, carry_acc, xs.astype(dtype), valid)
+    final = jax.tree.map(lambda f, c: f.astype(c.dtype), final, carry)
+    return ys.astype(dtype), final
