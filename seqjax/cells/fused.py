@@ -76,7 +76,9 @@ class Form(NamedTuple):
       coefs: ``(carry_prev, p, a, carry) -> tuple of arrays``: what the forward loop saves for
         the step's derivative (its activations).
       tangent: ``(coefs, carry_prev, dcarry_prev, dp, da) -> dcarry``, the step's linearisation
-        (linear in the tangents ``dcarry_prev, dp, da``).
+        (linear in the tangents ``dcarry_prev, dp, da``), every operation taking a tangent
+        operand (work on ``coefs`` or ``carry_prev`` alone would make JAX's partial evaluation
+        split it into a loop of its own).
       hidden: ``carry -> h``, the vector that multiplies ``w_h`` and the step's output.
       summed: ``step`` depends on ``p + a`` only (lets the driver add their tangents early).
       recurrent_bias: ``params -> (G,)`` added to ``h W_h``, or ``None``.
