@@ -22,7 +22,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sample": ("seqjax.train.commands:sample", "generate text from a language model's checkpoint"),
     "predict": ("seqjax.train.predict:main", "label texts with a classifier's best checkpoint"),
     "config": ("seqjax.train.commands:config", "show a config's every field, doc and changes"),
-    "bench": ("seqjax.bench:main", "time training steps against PyTorch and Flax (needs torch)"),
 }
 
 

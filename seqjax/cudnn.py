@@ -1,26 +1,24 @@
-r"""A stacked LSTM through cuDNN (``jax.experimental.rnn``), with seqjax's LSTM parameters.
+r"""cuDNN's LSTM (``jax.experimental.rnn``): its flat weight layout and its kernels.
 
-cuDNN's LSTM (NVIDIA cuDNN ``cudnnRNNForward``, mode ``CUDNN_LSTM``) runs a whole stack of layers
-over a whole sequence in one fused kernel per direction. It computes the same cell as
-:func:`seqjax.cells.lstm` (Hochreiter & Schmidhuber 1997 with a forget gate, Gers et al. 2000):
+cuDNN's LSTM (NVIDIA cuDNN ``cudnnRNNForward``, mode ``CUDNN_LSTM``) runs a stack of layers over
+a whole sequence in one fused kernel per direction:
 
 .. math::
     [i, f, g, o] = x_t W_{ih}^\top + b_{ih} + h_{t-1} W_{hh}^\top + b_{hh}, \quad
-    c_t = \sigma(f) c_{t-1} + \sigma(i)\tanh(g), \quad h_t = \sigma(o)\tanh(c_t)
+    c_t = \sigma(f) c_{t-1} + \sigma(i)\tanh(g), \quad h_t = \sigma(o)\tanh(c_t).
 
-with the same gate order ``i, f, g, o``, so the mapping is a transpose: ``W_ih = w_x.T`` (4H, I),
-``W_hh = w_h.T`` (4H, H), ``b_ih = b`` and ``b_hh = 0``. The flat weight vector of
-``jax.experimental.rnn.lstm`` holds, for layers ``0..L-1``, ``W_ih`` and ``W_hh`` (row-major),
-then for the same layers ``b_ih`` and ``b_hh`` (:func:`pack_lstm`; the layout of
-``jax.experimental.rnn._get_params_shapes_in_lstm``).
+Each layer is given as ``(W_ih (4H, I), W_hh (4H, H), b_ih (4H,), b_hh (4H,))``, gate order
+``i, f, g, o``; a cell that computes this LSTM says how its parameters map to it (for
+:func:`seqjax.cells.lstm`, ``cell.fused.cudnn_lstm``). The flat vector holds, for layers
+``0..L-1``, ``W_ih`` and ``W_hh`` (row-major), then for the same layers ``b_ih`` and ``b_hh``
+(:func:`pack`; the layout that ``jax.experimental.rnn.unpack_lstm_weights`` reads).
 
-Backends of :func:`lstm_stack`: ``"cudnn"`` (NVIDIA GPU only; elsewhere a :class:`UserError`),
-``"scan"`` (:func:`seqjax.unroll` per layer, anywhere), ``"reference"`` (JAX's pure-JAX
-``lstm_ref``, which the tests use to check the weight mapping on CPU) and ``"auto"`` (cuDNN on a
-GPU, else scan).
-
-Not measured here: this project's machines had no GPU; ``experiments/bench/gpu.py`` is the
-prepared timing script.
+Kernels of :func:`lstm`: ``"cudnn"`` (NVIDIA GPUs only) and ``"reference"``
+(``jax.experimental.rnn.lstm_ref``, pure JAX, any platform), which reads the flat layout with
+JAX's own unpacking, so the tests check :func:`pack` against it on CPU. Choosing between kernels
+and other backends is :func:`seqjax.unroll`'s job (``backend="cudnn"``); this module is a leaf
+(it imports no other seqjax module). Both kernels are ``jax.custom_vjp`` functions or plain
+loops: neither is chosen by ``backend="auto"``.
 """
 
 from __future__ import annotations
@@ -30,10 +28,7 @@ from typing import Optional, Sequence
 import jax
 import jax.numpy as jnp
 
-from seqjax.cells.lstm import LSTMCarry
-from seqjax.errors import UserError
-
-BACKENDS = ("auto", "cudnn", "scan", "reference")
+KERNELS = ("cudnn", "reference")
 
 
 def available() -> bool:
@@ -44,112 +39,74 @@ def available() -> bool:
         return False
 
 
-def pack_lstm(layers: Sequence[dict]) -> jax.Array:
-    """The flat cuDNN weight vector of a unidirectional stack of seqjax LSTM layers.
+def pack(layers: Sequence[tuple]) -> jax.Array:
+    """The flat cuDNN weight vector of a unidirectional stack of ``(W_ih, W_hh, b_ih, b_hh)``.
 
     Example:
-      >>> import seqjax
-      >>> cell = seqjax.cells.lstm(4)
-      >>> layers = [cell.init(jax.random.key(0), 3), cell.init(jax.random.key(1), 4)]
+      >>> import jax.numpy as jnp
       >>> from jax.experimental import rnn
-      >>> pack_lstm(layers).shape[0] == rnn.get_num_params_in_lstm(3, 4, 2, False)
+      >>> H, I = 4, 3
+      >>> layer = lambda i: (jnp.ones((4 * H, i)), jnp.ones((4 * H, H)), jnp.ones(4 * H),
+      ...                    jnp.zeros(4 * H))
+      >>> pack([layer(I), layer(H)]).shape[0] == rnn.get_num_params_in_lstm(I, H, 2, False)
       True
     """
-    weights, biases = [], []
-    for p in layers:
-        weights += [p["w_x"].T.ravel(), p["w_h"].T.ravel()]
-        biases += [p["b"], jnp.zeros_like(p["b"])]
+    if not layers:
+        raise ValueError("layers: give at least one LSTM layer")
+    weights = [w.ravel() for w_ih, w_hh, _, _ in layers for w in (w_ih, w_hh)]
+    biases = [b for _, _, b_ih, b_hh in layers for b in (b_ih, b_hh)]
     return jnp.concatenate(weights + biases)
 
 
-def unpack_lstm(weights: jax.Array, input_size: int, hidden_size: int, num_layers: int) -> list:
-    """seqjax LSTM parameters of each layer from a flat cuDNN vector (``b = b_ih + b_hh``)."""
+def unpack(weights: jax.Array, input_size: int, hidden_size: int, num_layers: int) -> list:
+    """The ``(W_ih, W_hh, b_ih, b_hh)`` of each layer from a flat cuDNN vector (JAX's reader)."""
     from jax.experimental import rnn
 
     w_ih, w_hh, b_ih, b_hh = rnn.unpack_lstm_weights(
         weights, input_size, hidden_size, num_layers, False
     )
-    return [{"w_x": w_ih[i].T, "w_h": w_hh[i].T, "b": b_ih[i] + b_hh[i]} for i in range(num_layers)]
+    return [(w_ih[i], w_hh[i], b_ih[i], b_hh[i]) for i in range(num_layers)]
 
 
-def _sizes(layers: Sequence[dict]) -> tuple[int, int]:
-    if not layers:
-        raise ValueError("layers: give at least one LSTM layer's parameters")
-    input_size, four_h = layers[0]["w_x"].shape
-    H = four_h // 4
-    for i, p in enumerate(layers):
-        want = {"w_x": (input_size if i == 0 else H, 4 * H), "w_h": (H, 4 * H), "b": (4 * H,)}
-        got = {k: tuple(p[k].shape) for k in want}
-        if got != want:
-            raise ValueError(f"layers[{i}]: shapes {got}, expected {want} (seqjax.cells.lstm)")
-    return input_size, H
-
-
-def lstm_stack(
-    layers: Sequence[dict],
+def lstm(
+    layers: Sequence[tuple],
     xs: jax.Array,
-    *,
+    h0: jax.Array,
+    c0: jax.Array,
     lengths: Optional[jax.Array] = None,
-    carries: Optional[Sequence[LSTMCarry]] = None,
-    backend: str = "auto",
-) -> tuple[jax.Array, list]:
-    """Runs a unidirectional stack of LSTM layers (seqjax parameters) over ``xs (B, T, I)``.
+    *,
+    kernel: str = "cudnn",
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Runs a unidirectional LSTM stack over batch-major ``xs (B, T, I)``.
 
     Args:
-      layers: each layer's ``seqjax.cells.lstm`` parameters, first layer first.
-      xs: batch-major inputs ``(B, T, I)``.
+      layers: each layer's ``(W_ih (4H, I or H), W_hh (4H, H), b_ih (4H,), b_hh (4H,))``.
+      xs: inputs ``(B, T, I)``.
+      h0, c0: initial carries ``(L, B, H)``.
       lengths: ``(B,)`` valid lengths (right padding); outputs past them are zero and the final
-        carries are those after each sequence's last valid step, as in :func:`seqjax.unroll`.
-      carries: initial ``LSTMCarry(h, c)`` of each layer, ``(B, H)`` each; zeros if ``None``.
-      backend: one of :data:`BACKENDS`.
+        carries are those after each sequence's last valid step.
+      kernel: ``"cudnn"`` or ``"reference"`` (:data:`KERNELS`).
 
     Returns:
-      ``(ys (B, T, H), [LSTMCarry per layer])``.
+      ``(ys (B, T, H), h (L, B, H), c (L, B, H))``.
     """
-    if backend not in BACKENDS:
-        raise UserError(f"backend={backend!r}: choose one of {', '.join(BACKENDS)}")
-    if backend == "auto":
-        backend = "cudnn" if available() else "scan"
-    if backend == "cudnn" and not available():
-        raise UserError(
-            f"backend='cudnn': needs an NVIDIA GPU with jax[cuda], but JAX runs on "
-            f"{jax.default_backend()}; use backend='scan' (or 'auto', which picks cuDNN only "
-            "on a GPU)"
-        )
-    input_size, H = _sizes(layers)
-    B, T = xs.shape[0], xs.shape[1]
-    L = len(layers)
-    dtype = layers[0]["w_h"].dtype
-    if carries is None:
-        zeros = jnp.zeros((B, H), dtype)
-        carries = [LSTMCarry(zeros, zeros)] * L
-    if backend == "scan":
-        from seqjax.cells import lstm
-        from seqjax.scan import unroll
-
-        cell = lstm(H)
-        ys, finals = xs, []
-        for p, c0 in zip(layers, carries):
-            ys, c = unroll(cell, p, ys, LSTMCarry(*c0), lengths=lengths)
-            finals.append(c)
-        return ys, finals
-
     from jax.experimental import rnn
 
-    seq_lengths = (
-        jnp.full((B,), T, jnp.int32) if lengths is None else jnp.asarray(lengths, jnp.int32)
-    )
-    h0 = jnp.stack([c.h for c in carries])
-    c0 = jnp.stack([c.c for c in carries])
-    weights = pack_lstm(layers)
-    if backend == "cudnn":
-        ys, hn, cn = rnn.lstm(xs, h0, c0, weights, seq_lengths, input_size, H, L, 0.0, False)
-    else:  # reference
-        w_ih, w_hh, b_ih, b_hh = rnn.unpack_lstm_weights(weights, input_size, H, L, False)
-        ys, hn, cn = rnn.lstm_ref(
-            xs, h0, c0, w_ih, w_hh, b_ih, b_hh, seq_lengths, input_size, H, L, 0.0, False
-        )
-    return ys, [LSTMCarry(hn[i], cn[i]) for i in range(L)]
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel={kernel!r}: choose one of {', '.join(KERNELS)}")
+    B, T, input_size = xs.shape
+    H, L = layers[0][1].shape[1], len(layers)
+    for i, (w_ih, w_hh, b_ih, b_hh) in enumerate(layers):
+        want = ((4 * H, input_size if i == 0 else H), (4 * H, H), (4 * H,), (4 * H,))
+        got = tuple(a.shape for a in (w_ih, w_hh, b_ih, b_hh))
+        if got != want:
+            raise ValueError(f"layers[{i}]: shapes {got}, expected {want}")
+    seq_lengths = jnp.full((B,), T, jnp.int32) if lengths is None else jnp.asarray(lengths, "int32")
+    weights = pack(layers)
+    if kernel == "cudnn":
+        return rnn.lstm(xs, h0, c0, weights, seq_lengths, input_size, H, L, 0.0, False)
+    w = rnn.unpack_lstm_weights(weights, input_size, H, L, False)
+    return rnn.lstm_ref(xs, h0, c0, *w, seq_lengths, input_size, H, L, 0.0, False)
 
 
-__all__ = ["BACKENDS", "available", "lstm_stack", "pack_lstm", "unpack_lstm"]
+__all__ = ["KERNELS", "available", "lstm", "pack", "unpack"]

@@ -18,16 +18,20 @@ from typing import Optional, Sequence
 import jax
 import jax.numpy as jnp
 
+from seqjax import cudnn
+from seqjax.cells import fused
 from seqjax.cells.base import Cell
+from seqjax.errors import UserError
 
 
 def default_hoist() -> bool:
     """Whether :func:`unroll` hoists the input projection out of the loop by default.
 
-    On CPU, measured (``docs/benchmarks.md``, ``seqjax bench cells``): hoisting made a training
-    step 3-44% slower for 8 of 9 LSTM/GRU/Elman shapes, as the in-loop projection runs on the idle
-    core. On GPU/TPU it returns ``True``, cuDNN's design (one large input matmul before the
-    recurrence); that side is not yet measured in this repository.
+    ``False`` on CPU: keeping ``x_t W_x`` in the loop was faster for the fused and the scanned
+    LSTM, GRU and Elman steps at 32/128/256 and 16/1024/128 in ``docs/performance.md``'s lever
+    table (hoisting 1.08-1.21x the time, except one noisy Elman figure), and in the earlier
+    in-process runs of ``docs/benchmarks.md``. ``True`` on GPU/TPU, cuDNN's design (one large
+    input matmul before the recurrence), not yet measured here (``experiments/bench/gpu.py``).
     """
     return jax.default_backend() != "cpu"
 
@@ -124,21 +128,24 @@ def unroll(
       hoist: compute ``cell.project`` for all steps as one matmul before the loop and run only
         ``cell.recur`` inside it; ``None`` picks the measured default per platform
         (:func:`default_hoist`).
-      backend: ``"sequential"`` (``jax.lax.scan`` over steps), ``"parallel"`` (the cell's
-        associative-scan form, see :func:`parallel`; only for cells with ``cell.parallel``) or
-        ``"auto"``: sequential for cells without a parallel form or when ``unroll``/``hoist``
-        (options of the loop) are given, else the measured choice of :func:`auto_backend`; the
-        fused form instead of the sequential loop where :func:`auto_fused` says it was measured
-        faster (the LSTM on CPU) and no option rules it out.
-        ``unroll`` and ``hoist`` do not apply to the parallel backend. ``"fused"``: the cell's
-        recurrence with a hand-written backward pass (``cell.fused``, the LSTM's; see
-        :mod:`seqjax.cells.fused`); it takes ``lengths``, ``reverse`` and ``hoist`` but not
-        ``resets``, ``return_carries``, ``remat`` or ``unroll``, and (a ``jax.custom_vjp``) no
-        forward-mode differentiation (``jax.jvp``/``jacfwd`` of the forward pass: use
-        ``backend="sequential"``; ``jax.hessian`` and other reverse-then-forward work).
-        ``"cudnn"``: the LSTM through cuDNN (``jax.experimental.rnn``, :mod:`seqjax.cudnn`),
-        NVIDIA GPUs only, ``xs: (B, T, input)``, with ``lengths`` and ``reverse``; ``"auto"``
-        does not choose it (unmeasured here).
+      backend: one of :data:`BACKENDS`.
+
+        * ``"sequential"``: ``jax.lax.scan`` over ``cell.step`` (or ``cell.recur``).
+        * ``"parallel"``: the cell's associative-scan form (:func:`parallel`; cells with
+          ``cell.parallel``); ``unroll`` and ``hoist`` do not apply.
+        * ``"fused"``: the whole sequence through ``cell.fused`` (:mod:`seqjax.cells.fused`;
+          LSTM, GRU with ``reset_after``, Elman), a ``jax.custom_jvp`` whose reverse mode does one
+          matmul per step and the weight gradients as single large matmuls after the loop. It
+          takes ``lengths``, ``reverse`` and ``hoist``, not ``resets``, ``return_carries``,
+          ``remat`` or ``unroll``; it composes with every JAX transformation.
+        * ``"cudnn"``: cells with ``cell.fused.cudnn_lstm`` (the LSTM) through cuDNN
+          (:mod:`seqjax.cudnn`), NVIDIA GPUs only, ``xs: (B, T, input)``, with ``lengths`` and
+          ``reverse``. A ``jax.custom_vjp``: no forward-mode differentiation.
+        * ``"auto"`` (default): :func:`auto_backend`'s measured choice between sequential and
+          parallel (sequential when ``unroll`` or ``hoist`` is given), and the fused form instead
+          of the sequential loop where :func:`auto_fused` says so and no option rules it out.
+          It never picks ``"cudnn"``, so whatever it picks supports ``jit``, ``vmap``, ``grad``,
+          ``jvp``, ``jacfwd``, ``jacrev``, ``linearize`` and ``hessian`` on every platform.
 
     Returns:
       ``(ys, carry)`` with ``ys: (*batch, T, hidden)``, or ``(ys, carry, carries)`` when
@@ -157,11 +164,15 @@ def unroll(
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r}: choose one of {', '.join(BACKENDS)}")
     if backend == "auto":
-        loop_options = unroll != 1 or hoist is not None
-        backend = "sequential" if loop_options else auto_backend(cell, xs.shape[-2])
-        fusable = resets is None and not return_carries and not remat
-        if backend == "sequential" and not loop_options and fusable and auto_fused(cell):
-            backend = "fused"
+        backend = resolve_auto(
+            cell,
+            xs.shape[-2],
+            unroll=unroll,
+            hoist=hoist,
+            resets=resets is not None,
+            return_carries=return_carries,
+            remat=remat,
+        )
     if backend == "parallel":
         return parallel(
             cell,
@@ -175,25 +186,9 @@ def unroll(
             return_carries=return_carries,
         )
     if backend in ("cudnn", "fused"):  # whole-sequence kernels: fewer options than the loop
-        options = {
-            "resets": resets is not None,
-            "return_carries": return_carries,
-            "remat": remat,
-            "unroll": unroll != 1,
-        }
-        taken = [k for k, given in options.items() if given]
-        if backend == "cudnn" and cell.name != "lstm":
-            why = f"runs only the LSTM (cell {cell.name!r})"
-        elif backend == "fused" and cell.fused is None:
-            why = f"cell {cell.name!r} has no fused form"
-        elif backend == "cudnn" and xs.ndim != 3:
-            why = f"needs xs of shape (B, T, input_size), got {xs.shape}"
-        else:
-            why = "it does not take " + ", ".join(taken) if taken else ""
-        if why:
-            raise ValueError(f"backend={backend!r}: {why}; use backend='sequential'")
+        _check_kernel(cell, backend, xs, resets, return_carries, remat, unroll)
     if backend == "cudnn":
-        return _cudnn(params, xs, carry, lengths, reverse)
+        return _cudnn(cell, params, xs, carry, lengths, reverse)
     batch_shape = xs.shape[:-2]
     T = xs.shape[-2]
     init_carry = cell.initial_carry(params, batch_shape) if carry is None else carry
@@ -256,24 +251,51 @@ def _fused(cell: Cell, params, carry, xs, valid, batch_shape, hoist):
     flat = lambda a, lead: a.reshape((*lead, B) + a.shape[len(lead) + len(batch_shape) :])  # noqa: E731
     valid = None if valid is None else flat(valid, (T,))
     carry = jax.tree.map(lambda a: flat(a, ()), carry)
-    ys, final = cell.fused(params, carry, flat(xs, (T,)), valid, hoist)
+    ys, final = fused.sequence(cell.fused, params, carry, flat(xs, (T,)), valid, hoist=hoist)
     unflat = lambda a, lead: a.reshape((*lead, *batch_shape) + a.shape[len(lead) + 1 :])  # noqa: E731
     return jax.tree.map(lambda a: unflat(a, ()), final), unflat(ys, (T,))
 
 
-def _cudnn(params, xs, carry, lengths, reverse):
-    """``backend="cudnn"``: an LSTM through ``jax.experimental.rnn`` (:mod:`seqjax.cudnn`)."""
-    from seqjax import cudnn
+def _check_kernel(cell, backend, xs, resets, return_carries, remat, unroll) -> None:
+    """The options and cells that ``backend="fused"`` or ``"cudnn"`` cannot take."""
+    options = {
+        "resets": resets is not None,
+        "return_carries": return_carries,
+        "remat": remat,
+        "unroll": unroll != 1,
+    }
+    taken = [k for k, given in options.items() if given]
+    if cell.fused is None:
+        why = f"cell {cell.name!r} has no fused form (cell.fused is None)"
+    elif backend == "cudnn" and cell.fused.cudnn_lstm is None:
+        why = f"cuDNN runs only LSTM cells (cell {cell.name!r} has no cell.fused.cudnn_lstm)"
+    elif backend == "cudnn" and xs.ndim != 3:
+        why = f"needs xs of shape (B, T, input_size), got {xs.shape}"
+    else:
+        why = "it does not take " + ", ".join(taken) if taken else ""
+    if why:
+        raise ValueError(f"backend={backend!r}: {why}; use backend='sequential'")
 
+
+def _cudnn(cell: Cell, params, xs, carry, lengths, reverse):
+    """``backend="cudnn"``: one LSTM layer through cuDNN (:mod:`seqjax.cudnn`)."""
+    if not cudnn.available():
+        raise UserError(
+            f"backend='cudnn': needs an NVIDIA GPU with jax[cuda], but JAX runs on "
+            f"{jax.default_backend()}; use backend='auto' or 'sequential'"
+        )
+    B = xs.shape[0]
+    carry = cell.initial_carry(params, (B,)) if carry is None else carry
     if lengths is not None:
-        lengths = jnp.broadcast_to(jnp.asarray(lengths), xs.shape[:1])
+        lengths = jnp.broadcast_to(jnp.asarray(lengths), (B,))
     if reverse:
         xs = reverse_within_lengths(xs, lengths)
-    carries = None if carry is None else [carry]
-    ys, (final,) = cudnn.lstm_stack([params], xs, lengths=lengths, carries=carries, backend="cudnn")
+    h0, c0 = carry
+    layer = cell.fused.cudnn_lstm(params)
+    ys, h, c = cudnn.lstm([layer], xs, h0[None], c0[None], lengths)
     if reverse:
         ys = reverse_within_lengths(ys, lengths)
-    return ys, final
+    return ys, type(carry)(h[0], c[0])
 
 
 BACKENDS = ("auto", "sequential", "parallel", "fused", "cudnn")
@@ -292,10 +314,11 @@ AUTO_BACKEND: dict = {
 }
 
 
-# backend="auto": platforms where cells with a fused form (the LSTM) use it when no option rules
-# it out. Source: docs/benchmarks.md, "Training step of one-layer cells": on a 2-core CPU the
-# fused LSTM (hoist=False) was the fastest seqjax LSTM training step at all three shapes (0.73-0.97
-# of the lax.scan backend's time). Not measured on GPUs and TPUs, which keep the scan.
+# backend="auto": platforms where cells with a fused form (LSTM, GRU with reset_after, Elman) use it
+# when no option rules it out. Source: docs/performance.md, "What was tried on the CPU": the fused
+# training step took 0.66-0.96 of the lax.scan's time for all three cells at 32/128/256 and
+# 16/1024/128 (paired in-process rounds; the fair tables of docs/benchmarks.md supersede them).
+# Not measured on GPUs and TPUs, which keep the scan until experiments/bench/gpu.py has run.
 AUTO_FUSED = ("cpu",)
 
 
@@ -303,6 +326,32 @@ def auto_fused(cell: Cell, platform: Optional[str] = None) -> bool:
     """Whether ``unroll(..., backend="auto")`` runs ``cell`` with ``backend="fused"`` (when no
     ``resets``, ``return_carries``, ``remat``, ``unroll`` or ``hoist`` is given)."""
     return cell.fused is not None and (platform or jax.default_backend()) in AUTO_FUSED
+
+
+def resolve_auto(
+    cell: Cell,
+    seq_len: int,
+    platform: Optional[str] = None,
+    *,
+    unroll: int = 1,
+    hoist: Optional[bool] = None,
+    resets: bool = False,
+    return_carries: bool = False,
+    remat: bool = False,
+) -> str:
+    """The backend ``unroll(..., backend="auto")`` runs with these options on ``platform``.
+
+    :func:`auto_backend` between sequential and parallel (sequential when a loop option,
+    ``unroll`` or ``hoist``, is given), then the fused form instead of the sequential loop where
+    :func:`auto_fused` says so and no option (``resets``, ``return_carries``, ``remat``,
+    ``unroll``) rules it out. Never ``"cudnn"``.
+    """
+    loop_options = unroll != 1 or hoist is not None
+    backend = "sequential" if loop_options else auto_backend(cell, seq_len, platform)
+    fusable = not (resets or return_carries or remat) and unroll == 1
+    if backend == "sequential" and fusable and auto_fused(cell, platform):
+        return "fused"
+    return backend
 
 
 def auto_backend(cell: Cell, seq_len: int, platform: Optional[str] = None) -> str:

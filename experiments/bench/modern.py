@@ -1,7 +1,7 @@
 """Modern cells: sequential vs parallel training steps, against the classic GRU and LSTM.
 
 One training step = forward, backward and an Adam update of a one-layer recurrent model with a
-linear read-out to 256 classes and cross-entropy at every step (the training step of ``docs/benchmarks.md``), float32,
+linear read-out to 256 classes and cross-entropy at every step (as in ``contenders.py``), float32,
 batch 16, hidden 256, input 256. minGRU, minLSTM and LRU run with both backends
 (``seqjax.unroll(..., backend="sequential" | "parallel")``), minGRU also with its linear-space
 parallel form (``log_space=False``, "parallel-linear"); GRU and LSTM step by step. All

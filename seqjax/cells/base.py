@@ -38,10 +38,10 @@ class Cell(NamedTuple):
       parallel: for cells whose recurrence is linear in the carry, ``(params, carry, xs) ->
         (ys, carry)`` over a whole time-major-free sequence ``xs: (*batch, T, input)`` computed
         with an associative scan; ``None`` for cells that must run step by step.
-      fused: ``(params, carry, xs, valid, hoist) -> (ys, carry)`` over a whole time-major
-        sequence ``xs: (T, B, input)`` (``valid: (T, B)`` booleans, false on padding) with a
-        hand-written backward pass (:mod:`seqjax.cells.fused`); ``None`` for cells without one.
-        :func:`seqjax.unroll` uses it for ``backend="fused"``.
+      fused: a :class:`seqjax.cells.fused.Form`: the step after its two matmuls with its
+        hand-written linearisation, which :func:`seqjax.cells.fused.sequence` runs over a whole
+        sequence with cheap derivatives (``backend="fused"``), and, for the LSTM, the mapping to
+        cuDNN's weights (``backend="cudnn"``); ``None`` for cells without one.
       gates: ``(params, carry, p) -> {name: (*batch, H)}``, the activations of the cell's gates
         in the step ``recur(params, carry, p)`` would take (sigmoid gates in ``[0, 1]``); ``None``
         for cells without gates. Gate statistics (:mod:`seqjax.analysis.gates`) use only this.
@@ -61,7 +61,7 @@ class Cell(NamedTuple):
     hidden_size: int
     name: str
     parallel: Optional[Callable[..., tuple]] = None
-    fused: Optional[Callable[..., tuple]] = None
+    fused: Optional[Any] = None  # seqjax.cells.fused.Form
     gates: Optional[Callable[..., dict]] = None
     recurrent_blocks: Optional[Callable[..., dict]] = None
     activation_bound: Optional[float] = None

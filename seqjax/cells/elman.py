@@ -14,7 +14,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from seqjax.cells import inits
+from seqjax.cells import fused, inits
 from seqjax.cells.base import Cell, check_size, make_step, zeros_carry
 
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "identity": lambda x: x}
@@ -80,4 +80,5 @@ def elman(
         name="elman",
         recurrent_blocks=lambda params: {"h": params["w_h"]},
         activation_bound=DERIVATIVE_BOUND[activation],
+        fused=fused.elman(act),
     )

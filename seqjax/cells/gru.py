@@ -22,7 +22,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from seqjax.cells import inits
+from seqjax.cells import fused, inits
 from seqjax.cells.base import Cell, check_size, make_step, split_blocks, zeros_carry
 
 
@@ -107,4 +107,5 @@ def gru(
         name="gru",
         gates=gates,
         recurrent_blocks=lambda params: split_blocks(params["w_h"], ("r", "z", "n")),
+        fused=fused.GRU if reset_after else None,
     )

@@ -49,9 +49,8 @@ from typing import NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from seqjax.cells import inits
+from seqjax.cells import fused, inits
 from seqjax.cells.base import Cell, check_size, make_step, split_blocks
-from seqjax.cells.fused import lstm_sequence
 
 LN_EPS = 1e-5  # PyTorch's and Flax's LayerNorm default; Ba et al. 2016 give none
 
@@ -204,10 +203,6 @@ def lstm(
             return blocks
         return {k: params["w_hr"] @ w for k, w in blocks.items()}
 
-    def fused(params, carry, xs, valid, hoist=False):
-        ys, h, c = lstm_sequence(params, xs, carry.h, carry.c, valid, hoist=hoist)
-        return ys, LSTMCarry(h, c)
-
     return Cell(
         init=init,
         initial_carry=initial_carry,
@@ -216,7 +211,7 @@ def lstm(
         recur=recur,
         hidden_size=R,
         name="lstm",
-        fused=fused if plain else None,
+        fused=fused.lstm(LSTMCarry) if plain else None,
         gates=gates,
         recurrent_blocks=recurrent_blocks,
     )
