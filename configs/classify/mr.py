@@ -41,12 +41,9 @@ from seqjax.train.config import defaults, parse_arg, short_run
 ROOT = pathlib.Path(__file__).resolve().parents[2]  # the project root
 DATA = ROOT.parent / "shared" / "data"  # ../shared/data
 
-#: The presets every corpus config of this folder accepts (they forward them here).
-PRESETS = dict(smoke=False, sgd=False, cell="lstm", seed=0, steps=0, fold=0, folds=10)
 
-
-def get_config(arg=None):
-    arg = parse_arg(arg, **PRESETS)
+def get_config(arg=None):  # (subj.py and mpqa.py pass their presets on to this one)
+    arg = parse_arg(arg, smoke=False, sgd=False, cell="lstm", seed=0, steps=0, fold=0, folds=10)
     c = defaults("classify")  # every field at its default: `seqjax config show` lists them
     c.seed = arg.seed
     c.data.name = "mr"

@@ -183,22 +183,20 @@ def before_training(config, workdir, log: Callable[[str], None] = print) -> Opti
     return result
 
 
-def held_out(rundir) -> dict:
+def held_out(rundir, evaluate_checkpoint: Callable) -> dict:
     """What a sweep records of a finished classification run beside its last validation
     metrics: its best checkpoint's metrics on every held-out split (``best_validation``,
-    ``test``), and the baseline saved in the run (``baseline``), when there is one."""
-    from seqjax import tasks
-    from seqjax.train import checkpoint, loop, step
-    from seqjax.train import config as config_lib
+    ``test``), and the baseline saved in the run (``baseline``), when there is one.
 
-    ckpt_dir, meta, first = checkpoint.open_workdir(rundir, "best")
-    task = tasks.build(config_lib.validate(meta["config"]))
-    _, state = loop.restore(ckpt_dir, meta, first, task)
-    params = step.eval_params(state)
-    out = {}
-    for s in task.eval_splits:
-        if s != "train":
-            out["best_validation" if s == "validation" else s] = task.evaluate(params, s)
+    ``evaluate_checkpoint`` is :func:`seqjax.train.loop.evaluate_checkpoint` (passed in: the loop
+    imports this module, not the other way round).
+    """
+    from seqjax.train import checkpoint
+
+    splits = checkpoint.open_workdir(rundir, "latest")[1]["task"].get("splits", {})
+    out = {"best_validation": evaluate_checkpoint(rundir, "validation", "best")}
+    if "test" in splits:
+        out["test"] = evaluate_checkpoint(rundir, "test", "best")
     baseline = read(rundir)
     if baseline is not None:
         out["baseline"] = {s: baseline[s] for s in ("validation", "test") if s in baseline}
