@@ -11,13 +11,14 @@ the held-out accuracy beside the baseline's.
 
 Launch (2 CPU cores: one run at a time, each 2 threads; about 15 minutes a fold at most):
   seqjax sweep --config configs/sweeps/folds.py:data=mr --workdir runs/folds_mr --jobs 1
-  seqjax sweep --config configs/sweeps/folds.py:data=mr,folds=5 --workdir runs/folds_mr5 --jobs 1
+  seqjax sweep --config configs/sweeps/folds.py:data=mr,first=3 --workdir runs/folds_mr3 --jobs 1
   seqjax sweep --config configs/sweeps/folds.py:data=trec --workdir runs/seeds_trec --jobs 1
   seqjax report --workdir runs/folds_mr
   seqjax sweep --config configs/sweeps/folds.py:data=mr,smoke --workdir /tmp/folds_smoke  # CI
 
-Presets: ``data=NAME`` (mr), ``folds=N`` (10; fewer folds, fewer runs: say so when reporting),
-``smoke`` (two folds of the smoke model), and ``sgd``, ``cell=NAME``, ``steps=N`` passed on.
+Presets: ``data=NAME`` (mr), ``first=N`` (run only folds 0 .. N-1 of the same 10-fold partition,
+for time: say so when reporting), ``folds=N`` (10: the partition itself), ``smoke`` (two folds of
+the smoke model), and ``sgd``, ``cell=NAME``, ``steps=N`` passed on.
 """
 
 import pathlib
@@ -30,7 +31,7 @@ CORPORA = ("mr", "subj", "mpqa", "trec")
 
 
 def get_config(arg=None):
-    arg = parse_arg(arg, data="mr", folds=10, smoke=False, sgd=False, cell="lstm", steps=0)
+    arg = parse_arg(arg, data="mr", folds=10, first=0, smoke=False, sgd=False, cell="lstm", steps=0)
     if arg.data not in CORPORA:
         from seqjax.errors import UserError
 
@@ -45,7 +46,8 @@ def get_config(arg=None):
         grid = (("seed", (0, 1) if arg.smoke else (0, 1, 2)),)
         x = "seed"
     else:
-        grid = (("data.fold", tuple(range(2 if arg.smoke else arg.folds))),)
+        runs = 2 if arg.smoke else min(arg.first or arg.folds, arg.folds)
+        grid = (("data.fold", tuple(range(runs))),)
         x = "data.fold"
     c.sweep = dict(grid=grid, x=x, group="model.cell")
     return c
