@@ -1,4 +1,4 @@
-"""Data for seqjax's tasks: loading (hub id, local files, embedded corpus), tokenizers, batching.
+r"""Data for seqjax's tasks: loading (hub id, local files, embedded corpus), tokenizers, batching.
 
 One implementation serves language modelling and classification. It does I/O through Hugging Face
 ``datasets`` and ``tokenizers`` and knows nothing of models or training: configs come in as any
@@ -74,8 +74,8 @@ Special ids: LM char/bpe ``<unk>`` = 0; LM word ``<unk>`` = 0, ``<eos>`` = 1; cl
 ``<pad>`` = 0 (the padding id of every batch), ``<unk>`` = 1.
 
 Every user mistake (missing file, empty file or data set, missing column, unknown label, bytes
-that ``data.encoding`` cannot decode, no network for a hub id, too few rows for the folds, ...) raises :class:`seqjax.errors.UserError` with one
-line naming the value and the fix.
+that ``data.encoding`` cannot decode, no network for a hub id, too few rows for the folds, ...)
+raises :class:`seqjax.errors.UserError` with one line naming the value and the fix.
 """
 
 from seqjax.data.batching import (

@@ -23,10 +23,16 @@ Sources (``data.source``; ``auto`` picks ``files`` when ``data.train_files`` is 
   when set after ``datasets`` was imported) a dataset that is not in the local cache ends in one
   ``UserError`` line saying how to point the config at local files.
 
+  Labelled text that is not a table (one file per class, ``data.class_files``; one folder per
+  class, ``data.format=folders``; label-prefixed lines, ``data.format=prefixed``) and encodings
+  other than UTF-8 (``data.encoding``): :mod:`seqjax.data.readers`.
+
 When a split has no file / hub split of its own, it is carved out of the training data by
 ``data.validation_fraction`` / ``data.test_fraction``: for text, contiguous tail portions
 (``train | validation | test``, the nanoGPT convention: first 90% train, last 10% validation); for
-labelled rows, a shuffle seeded by ``data.split_seed``.
+labelled rows, a shuffle seeded by ``data.split_seed``. With ``data.folds = k`` labelled rows are
+cross-validated instead: the test split is fold ``data.fold`` of ``k`` stratified folds and
+validation a stratified share of the others (:mod:`seqjax.data.folds`).
 """
 
 from __future__ import annotations

@@ -113,6 +113,8 @@ FIELDS: dict[str, schema.Field] = {
     "train.adversarial_start": schema.integer(
         0, "the step from which the adversarial term counts", low=0
     ),
+    # Read by seqjax.train.baseline (the loop runs it; declared here, with the task's fields,
+    # because the task layer does not import seqjax.train).
     "train.baseline": schema.run_control(
         schema.flag(
             False,
