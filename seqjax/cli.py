@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("seqjax.train.commands:sweep", "run a config's grid of runs, then tables and plots"),
     "sample": ("seqjax.train.commands:sample", "generate text from a language model's checkpoint"),
     "predict": ("seqjax.train.predict:main", "label texts with a classifier's best checkpoint"),
+    "baseline": ("seqjax.train.baseline:main", "TF-IDF + logistic regression on a config's split"),
     "config": ("seqjax.train.commands:config", "show a config's every field, doc and changes"),
 }
 

@@ -5,6 +5,8 @@ before the schema refactor (issue 17): each config file and each of its bool pre
 key by key. Now every config starts from its task's schema defaults, so it holds more keys; each
 new key must be one that was a hidden default then, with the value the code used when the key was
 absent (``HIDDEN`` below, read off the old code), or a key the config's other values make unused.
+Config files added since are recorded as they were added (``make_configs_golden.py FILE ...``:
+``configs/classify/*``, ``configs/sweeps/folds.py``, issue 21).
 """
 
 import json
@@ -76,6 +78,7 @@ _DATA = {  # seqjax.data.config.DEFAULTS before the schema
     "data.label_column": "label",
     "data.labels": "",
     "data.max_length": 0,
+    "data.encoding": "utf-8",  # added with issue 21: UTF-8 (a byte-order mark dropped), as before
 }
 HIDDEN = {
     "synthetic": {
@@ -103,6 +106,13 @@ HIDDEN = {
         "train.label_smoothing": 0.0,
         "train.adversarial_eps": 0.0,
         "train.adversarial_start": 0,
+        # issue 21: the other labelled layouts, cross-validation and the baseline, all off
+        "data.class_files": "",
+        "data.label_regex": r"(?P<label>\S+)\s+(?P<text>.*)",  # read only by format prefixed
+        "data.label_level": "full",
+        "data.folds": 0,
+        "data.fold": 0,
+        "train.baseline": False,
     },
 }
 

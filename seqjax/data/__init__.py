@@ -1,4 +1,4 @@
-"""Data for seqjax's tasks: loading (hub id, local files, embedded corpus), tokenizers, batching.
+r"""Data for seqjax's tasks: loading (hub id, local files, embedded corpus), tokenizers, batching.
 
 One implementation serves language modelling and classification. It does I/O through Hugging Face
 ``datasets`` and ``tokenizers`` and knows nothing of models or training: configs come in as any
@@ -36,7 +36,20 @@ Config fields (``data.*``; a missing key, ``None`` or ``""`` means the default i
 ``train_files`` ...         ``train_files``, ``validation_files``, ``test_files``: a path, a glob,
                             ``"a.csv,b.csv"`` or a list
 ``format``                  ``auto`` (from the extension: .txt .tokens -> text, .csv, .tsv, .json,
-                            .jsonl, .parquet) or text / csv / tsv / json / jsonl / parquet
+                            .jsonl, .parquet; a folder -> folders) or text / csv / tsv / json /
+                            jsonl / parquet, ``folders`` (one subfolder per class, one text per
+                            file: IMDB, ``sklearn.datasets.load_files``), ``prefixed`` (one
+                            ``LABEL text`` a line: TREC)
+``class_files``             one file per class, one text a line (MR, Subj, MPQA, CR):
+                            ``"positive=a.txt,negative=b.txt"``; then ``validation_files`` and
+                            ``test_files``, if set, take the same form
+``label_regex``             ``prefixed``: how a line splits, ``(?P<label>\S+)\s+(?P<text>.*)``
+``label_level``             ``full`` (default) or ``coarse``: a label's part before its first
+                            ``:`` (TREC's ``NUM:dist`` -> ``NUM``)
+``folds``, ``fold``         k-fold cross-validation (0: off): the test split is fold ``fold`` of
+                            ``folds``, stratified by label and seeded by ``split_seed``;
+                            validation a stratified ``validation_fraction`` of the other folds
+                            (:mod:`seqjax.data.folds`)
 ``validation_fraction``     0.1; carved from train when a split has no file / hub split of its
 ``test_fraction``           own (0.0): LM takes contiguous tail portions (nanoGPT: first 90%
                             train, last 10% validation); classification a shuffle by
@@ -47,8 +60,9 @@ Config fields (``data.*``; a missing key, ``None`` or ``""`` means the default i
 ``labels``                  the label set in id order, ``"negative,positive"`` or ``[0, 1, 2]``;
                             ``""``: the sorted distinct training labels (or a hub ClassLabel's
                             names). All-integer sets match labels by value, others by text
-``encoding_errors``         ``strict`` (default; undecodable bytes are an error naming the file),
-                            ``replace``, ``ignore``
+``encoding``                ``utf-8`` (default; a byte-order mark is dropped), ``latin-1``, ...
+``encoding_errors``         ``strict`` (default; undecodable bytes are an error naming the file
+                            and the byte), ``replace``, ``ignore``
 ``tokenizer``               ``char`` (default), ``word`` (PTB-style ``<eos>`` per line), ``bpe``
 ``vocab_size``              total ids incl. specials; 0: no cap (char, word), 4096 (bpe)
 ``min_freq``                1; ``lowercase``: False
@@ -60,8 +74,8 @@ Special ids: LM char/bpe ``<unk>`` = 0; LM word ``<unk>`` = 0, ``<eos>`` = 1; cl
 ``<pad>`` = 0 (the padding id of every batch), ``<unk>`` = 1.
 
 Every user mistake (missing file, empty file or data set, missing column, unknown label, bytes
-that are not UTF-8, no network for a hub id, ...) raises :class:`seqjax.errors.UserError` with one
-line naming the value and the fix.
+that ``data.encoding`` cannot decode, no network for a hub id, too few rows for the folds, ...)
+raises :class:`seqjax.errors.UserError` with one line naming the value and the fix.
 """
 
 from seqjax.data.batching import (

@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-VERSION = 2  # bump when the arrays' meaning changes, so old entries are not reused (2: checksums)
+VERSION = 3  # bump when the arrays' meaning changes, so old entries are not reused (2: checksums,
+# 3: meta holds each split's rows_digest)
 
 log = logging.getLogger(__name__)
 _BOOKKEEPING = ("arrays", "sha256")  # what meta.json holds besides the caller's metadata

@@ -8,8 +8,9 @@ the files again nor re-tokenises.
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -83,9 +84,21 @@ def _key_parts(cfg: Mapping, task: str, settings: dict) -> dict:
         "labels": C.label_set(cfg) if task == "classify" else None,
         "fractions": [C.get(cfg, "validation_fraction"), C.get(cfg, "test_fraction")],
         "split_seed": C.get(cfg, "split_seed") if task == "classify" else None,
+        "encoding": C.encoding(cfg),
         "encoding_errors": C.choice(cfg, "encoding_errors", C.ENCODING_ERRORS),
         "tokenizer": settings,
+        **(_labelled_key_parts(cfg) if task == "classify" else {}),
     }
+
+
+def _labelled_key_parts(cfg: Mapping) -> dict:
+    """What else the rows of a classification split depend on (its layout, folds)."""
+    parts = {k: C.get(cfg, k) for k in ("label_level", "folds")}
+    if parts["folds"]:
+        parts["fold"] = C.get(cfg, "fold")
+    if C.choice(cfg, "format", C.FORMATS) == "prefixed":
+        parts["label_regex"] = C.get(cfg, "label_regex")
+    return parts
 
 
 def load_lm(cfg: Mapping) -> LMData:
@@ -135,21 +148,71 @@ def load_lm(cfg: Mapping) -> LMData:
     return LMData(tokenizer, {s: arrays[s] for s in C.SPLITS if s in arrays}, meta)
 
 
+def coarse(label):
+    """A hierarchical label's part before its first ``:`` (TREC's ``NUM:dist`` -> ``NUM``);
+    other values as they are.
+
+    >>> coarse("NUM:dist"), coarse("positive"), coarse(3)
+    ('NUM', 'positive', 3)
+    """
+    return label.split(":", 1)[0] if isinstance(label, str) else label
+
+
 def _label_names(cfg: Mapping, rows: Mapping[str, sources.Labelled]) -> tuple[list[str], dict]:
     """The label set, and each split's raw labels as the values to match against it."""
     names = C.label_set(cfg)
     class_names = rows["train"].class_names
     values = {s: r.labels for s, r in rows.items()}
-    if class_names is not None and (
+    by_class_names = class_names is not None and (
         names is None or not all(_as_int(n) is not None for n in names)
-    ):
-        # A hub ClassLabel column stores ids; match by the names it declares.
+    )
+    if by_class_names:  # a hub ClassLabel column stores ids; match by the names it declares
         values = {
             s: [class_names[v] if v is not None and 0 <= v < len(class_names) else v for v in vs]
             for s, vs in values.items()
         }
+    if C.choice(cfg, "label_level", C.LABEL_LEVELS) == "coarse":
+        values = {s: [coarse(v) for v in vs] for s, vs in values.items()}
+        class_names = class_names and list(dict.fromkeys(coarse(n) for n in class_names))
+    if by_class_names:
         names = names or list(class_names)
     return (names or infer_label_set(values["train"])), values
+
+
+def rows_digest(texts: Sequence[str], labels: np.ndarray, names: Sequence[str]) -> str:
+    """A hash of a split's rows in order (each text and its label's name): two models that report
+    the same digest for a split were trained or scored on exactly the same examples.
+
+    >>> rows_digest(["a film"], np.array([1]), ["neg", "pos"]) == rows_digest(
+    ...     ["a film"], np.array([0]), ["neg", "pos"])
+    False
+    """
+    h = hashlib.sha256()
+    for text, label in zip(texts, labels):
+        h.update(text.encode("utf-8", "surrogatepass") + b"\0" + str(names[label]).encode() + b"\n")
+    return h.hexdigest()[:16]
+
+
+class LabelledRows(NamedTuple):
+    """The rows of every split as the classifier sees them, before tokenising."""
+
+    texts: dict  # split -> list[str]
+    labels: dict  # split -> np.ndarray (N,) int32: ids into ``names``
+    names: tuple  # the label set in id order
+    where: dict  # split -> where it came from (files, fold, fraction)
+    digests: dict  # split -> :func:`rows_digest`
+
+
+def labelled_rows(cfg: Mapping) -> LabelledRows:
+    """The classification splits of the ``data.*`` config, as texts and label ids: the rows
+    :func:`load_classification` tokenises and the linear baseline (``seqjax baseline``) fits,
+    so both see the same split (compare their ``digests``)."""
+    rows, where = sources.load_labelled(cfg)
+    names, values = _label_names(cfg, rows)
+    labels = {s: map_labels(values[s], names, where[s]) for s in rows}
+    texts = {s: list(r.texts) for s, r in rows.items()}
+    digests = {s: rows_digest(texts[s], labels[s], names) for s in rows}
+    return LabelledRows(texts, labels, tuple(names), where, digests)
 
 
 def load_classification(cfg: Mapping) -> ClassifyData:
@@ -170,13 +233,13 @@ def load_classification(cfg: Mapping) -> ClassifyData:
         log.info("data: loaded tokenised splits from cache %s/%s", cache_dir, name)
         tokenizer = tokenizer_from_json(meta["tokenizer"])
     else:
-        rows, where = sources.load_labelled(cfg)
-        names, values = _label_names(cfg, rows)
-        tokenizer = _fit(settings, rows["train"].texts, "classify")
+        rows = labelled_rows(cfg)
+        names, where = rows.names, rows.where
+        tokenizer = _fit(settings, rows.texts["train"], "classify")
         arrays, split_meta = {}, {}
-        for split, r in rows.items():
-            labels = map_labels(values[split], names, where[split])
-            encoded = tokenizer.encode_batch(r.texts)
+        for split, texts in rows.texts.items():
+            labels = rows.labels[split]
+            encoded = tokenizer.encode_batch(texts)
             empty = sum(len(e) == 0 for e in encoded)
             if empty:
                 log.warning("data: %d empty %s texts encoded as a single <unk>", empty, split)
@@ -194,6 +257,7 @@ def load_classification(cfg: Mapping) -> ClassifyData:
                 "empty_texts": int(empty),
                 "label_counts": {n: int(c) for n, c in zip(names, counts)},
                 "source": where[split],
+                "rows_digest": rows.digests[split],
             }
         meta = {
             "task": "classify",

@@ -23,45 +23,33 @@ Sources (``data.source``; ``auto`` picks ``files`` when ``data.train_files`` is 
   when set after ``datasets`` was imported) a dataset that is not in the local cache ends in one
   ``UserError`` line saying how to point the config at local files.
 
+  Labelled text that is not a table (one file per class, ``data.class_files``; one folder per
+  class, ``data.format=folders``; label-prefixed lines, ``data.format=prefixed``) and encodings
+  other than UTF-8 (``data.encoding``): :mod:`seqjax.data.readers`.
+
 When a split has no file / hub split of its own, it is carved out of the training data by
 ``data.validation_fraction`` / ``data.test_fraction``: for text, contiguous tail portions
 (``train | validation | test``, the nanoGPT convention: first 90% train, last 10% validation); for
-labelled rows, a shuffle seeded by ``data.split_seed``.
+labelled rows, a shuffle seeded by ``data.split_seed``. With ``data.folds = k`` labelled rows are
+cross-validated instead: the test split is fold ``data.fold`` of ``k`` stratified folds and
+validation a stratified share of the others (:mod:`seqjax.data.folds`).
 """
 
 from __future__ import annotations
 
-import codecs
-import contextlib
-import csv
 import hashlib
 import os
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from seqjax.data import config as C
+from seqjax.data import folds as folds_lib
+from seqjax.data import readers
+from seqjax.data.readers import Labelled, read_files
 from seqjax.errors import UserError
-
-_BUILDERS = {
-    "text": ("text", {"sample_by": "document"}),
-    "csv": ("csv", {"na_filter": False}),
-    "tsv": ("csv", {"sep": "\t", "quoting": csv.QUOTE_NONE, "na_filter": False}),
-    "json": ("json", {}),
-    "jsonl": ("json", {}),
-    "parquet": ("parquet", {}),
-}
-
-
-class Labelled(NamedTuple):
-    """Classification rows of one split."""
-
-    texts: list  # list[str], one per row
-    labels: list  # the raw label values (ints or strings), one per row
-    class_names: Any  # list[str] when the source declares its label names (hub ClassLabel)
 
 
 def embedded_corpus():
@@ -86,15 +74,20 @@ def embedded_corpus():
 def resolve_source(cfg: Mapping) -> str:
     """``data.source`` with ``auto`` resolved, checked against the fields it needs."""
     source = C.choice(cfg, "source", C.SOURCES)
-    files, hub_id = C.get(cfg, "train_files"), C.get(cfg, "hub_id")
+    files = C.get(cfg, "train_files") or C.get(cfg, "class_files")
+    hub_id = C.get(cfg, "hub_id")
     if source == "auto":
         return "files" if files else "hub" if hub_id else "embedded"
     if source == "files" and not files:
-        raise UserError("data.source=files: data.train_files is empty; set it to a path")
+        raise UserError(
+            "data.source=files: data.train_files is empty; set it to a path (or data.class_files)"
+        )
     if source == "hub" and not hub_id:
         raise UserError("data.source=hub: data.hub_id is empty; set it, e.g. stanfordnlp/sst2")
     if source == "embedded" and (files or hub_id):
-        field = "train_files" if files else "hub_id"
+        field = (
+            ("train_files" if C.get(cfg, "train_files") else "class_files") if files else "hub_id"
+        )
         raise UserError(
             f"data.source=embedded but data.{field} is set; set data.source=auto (or files/hub)"
         )
@@ -121,91 +114,28 @@ def source_identity(cfg: Mapping) -> dict:
             "hub_config": C.get(cfg, "hub_config"),
             "splits": {s: C.get(cfg, f"{s}_split") for s in C.SPLITS},
         }
-    files = {}
-    for split in C.SPLITS:
-        paths = C.file_list(cfg, f"{split}_files")
-        files[split] = [(p, os.path.getsize(p), os.stat(p).st_mtime_ns) for p in paths]
+    files: dict = {}
+    for split, key in _file_keys(cfg).items():
+        if C.uses_class_files(cfg):
+            files[split] = [
+                (label, [readers.identity(p) for p in paths])
+                for label, paths in C.class_files(cfg, key)
+            ]
+        else:
+            files[split] = [readers.identity(p) for p in C.file_list(cfg, key)]
     return {"source": "files", "format": C.get(cfg, "format"), "files": files}
 
 
+def _file_keys(cfg: Mapping) -> dict[str, str]:
+    """The field that names each split's files: ``class_files`` for the training split of the
+    one-file-per-class layout, else ``<split>_files``."""
+    keys = {s: f"{s}_files" for s in C.SPLITS}
+    if C.uses_class_files(cfg):
+        keys["train"] = "class_files"
+    return keys
+
+
 # --------------------------------------------------------------------------- reading datasets
-
-
-@contextlib.contextmanager
-def _quiet():
-    """Hide ``datasets``' per-split progress bars for local files (they take milliseconds)."""
-    import datasets
-
-    was_disabled = datasets.are_progress_bars_disabled()
-    datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if not was_disabled:
-            datasets.enable_progress_bars()
-
-
-def _first_bad_utf8(paths: Sequence[str]) -> tuple[str, int, int] | None:
-    """``(path, byte offset, line)`` of the first bytes that are not UTF-8, or ``None``."""
-    for path in paths:
-        decoder = codecs.getincrementaldecoder("utf-8")()
-        offset, line = 0, 1
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                try:
-                    decoder.decode(chunk)
-                except UnicodeDecodeError as e:
-                    return path, offset + e.start, line + chunk[: e.start].count(b"\n")
-                offset, line = offset + len(chunk), line + chunk.count(b"\n")
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            return path, offset, line
-    return None
-
-
-def _root_cause(e: BaseException) -> BaseException:
-    while e.__cause__ is not None or e.__context__ is not None:
-        e = e.__cause__ or e.__context__
-    return e
-
-
-def read_files(paths: Sequence[str], fmt: str, encoding_errors: str, key: str):
-    """Local files read by the ``datasets`` builder for ``fmt``, as a ``datasets.Dataset``."""
-    import datasets
-    import pyarrow as pa
-
-    builder, kwargs = _BUILDERS[fmt]
-    if fmt != "parquet":
-        kwargs = {**kwargs, "encoding": "utf-8-sig", "encoding_errors": encoding_errors}
-    try:
-        with tempfile.TemporaryDirectory(prefix="seqjax-datasets-") as tmp, _quiet():
-            return datasets.load_dataset(
-                builder,
-                data_files=list(paths),
-                split="train",
-                cache_dir=tmp,
-                keep_in_memory=True,
-                **kwargs,
-            )
-    except (datasets.exceptions.DatasetsError, pa.ArrowException, UnicodeError, ValueError) as e:
-        if fmt != "parquet" and encoding_errors == "strict":
-            bad = _first_bad_utf8(paths)
-            if bad is not None:
-                path, offset, line = bad
-                raise UserError(
-                    f"{path}: not valid UTF-8 at byte {offset} (line {line}); re-encode the file "
-                    "as UTF-8 or set data.encoding_errors=replace"
-                ) from None
-        cause = str(_root_cause(e)).strip().splitlines()
-        if "corresponds to no data" in str(e):  # a header and no rows
-            raise UserError(
-                f"data.{key}={', '.join(paths)}: the data set has no rows; point it at data"
-            ) from None
-        raise UserError(
-            f"data.{key}={', '.join(paths)}: cannot be read as {fmt} "
-            f"({cause[0] if cause else type(e).__name__}); fix the file or set data.format"
-        ) from None
 
 
 def _offline_env() -> bool:
@@ -263,25 +193,60 @@ def _texts(values: list, where: str) -> list[str]:
 
 
 class _Plan(NamedTuple):
-    """Where one split comes from: a dataset to read, or ``None`` (carve it by fraction)."""
+    """Where one split comes from: a dataset to read (columns named by the config) or rows of a
+    layout (:mod:`seqjax.data.readers`), or neither (carve it out of train), and its name."""
 
     dataset: Any
     where: str
+    rows: Any = None  # Labelled, from a labelled layout (one file / folder per class, prefixed)
+
+    @property
+    def empty(self) -> bool:
+        return self.dataset is None and self.rows is None
+
+
+def _label_regex(cfg: Mapping) -> str:
+    regex = str(C.get(cfg, "label_regex"))
+    problem = C._check_regex(regex)
+    if problem:
+        raise UserError(f"data.label_regex={regex!r}: {problem}")
+    return regex
+
+
+def _file_plan(cfg: Mapping, key: str) -> _Plan:
+    """The plan of a split whose data are local files named by ``data.<key>``."""
+    read = {
+        "encoding": C.encoding(cfg),
+        "errors": C.choice(cfg, "encoding_errors", C.ENCODING_ERRORS),
+    }
+    if C.uses_class_files(cfg):
+        classes = C.class_files(cfg, key)
+        where = ", ".join(f"{label}={','.join(paths)}" for label, paths in classes)
+        rows = readers.read_class_files(classes, key, **read) if classes else None
+        return _Plan(None, where, rows)
+    paths = C.file_list(cfg, key)
+    where = ", ".join(paths)
+    if not paths:
+        return _Plan(None, where)
+    fmt = C.file_format(cfg, key, paths)
+    if fmt == "folders":
+        return _Plan(None, where, readers.read_folders(paths, C.label_set(cfg), key, **read))
+    if fmt == "prefixed":
+        return _Plan(None, where, readers.read_prefixed(paths, _label_regex(cfg), key, **read))
+    return _Plan(read_files(paths, fmt, key, **read), where)
 
 
 def _plans(cfg: Mapping) -> dict[str, _Plan]:
     source = resolve_source(cfg)
-    errors = C.choice(cfg, "encoding_errors", C.ENCODING_ERRORS)
+    keys = _file_keys(cfg)
     plans = {}
     for split in C.SPLITS:
         if source == "embedded":
             ds = embedded_corpus() if split == "train" else None
             where = f"embedded corpus (pydoc_data.topics, Python {sys.version.split()[0]})"
+            plans[split] = _Plan(ds, where)
         elif source == "files":
-            paths = C.file_list(cfg, f"{split}_files")
-            key = f"{split}_files"
-            ds = read_files(paths, C.file_format(cfg, key, paths), errors, key) if paths else None
-            where = ", ".join(paths)
+            plans[split] = _file_plan(cfg, keys[split])
         else:
             hub_id, name = C.get(cfg, "hub_id"), C.get(cfg, f"{split}_split")
             if split == "train" and not name:
@@ -289,8 +254,7 @@ def _plans(cfg: Mapping) -> dict[str, _Plan]:
             ds = (
                 read_hub(hub_id, C.get(cfg, "hub_config"), name, f"{split}_split") if name else None
             )
-            where = f"{hub_id}[{name}]"
-        plans[split] = _Plan(ds, where)
+            plans[split] = _Plan(ds, f"{hub_id}[{name}]")
     return plans
 
 
@@ -299,7 +263,7 @@ def _fractions(cfg: Mapping, plans: Mapping[str, _Plan]) -> dict[str, float]:
     out = {}
     for split in ("validation", "test"):
         f = C.number(cfg, f"{split}_fraction", float, 0.0, 1.0)
-        out[split] = f if plans[split].dataset is None else 0.0
+        out[split] = f if plans[split].empty else 0.0
     if out["validation"] + out["test"] >= 1.0:
         raise UserError(
             f"data.validation_fraction + data.test_fraction = "
@@ -380,9 +344,12 @@ def load_text(cfg: Mapping) -> tuple[dict[str, str], dict[str, str]]:
     columns = C.per_split(cfg, "text_column")
     texts, where = {}, {}
     for split, plan in plans.items():
-        if plan.dataset is None:
+        if plan.empty:
             continue
-        values = _column(plan.dataset, columns[split], "text_column", plan.where)
+        if plan.rows is not None:  # a labelled layout: its texts, without the labels
+            values = plan.rows.texts
+        else:
+            values = _column(plan.dataset, columns[split], "text_column", plan.where)
         texts[split] = join_texts(_texts(values, plan.where))
         where[split] = plan.where
     fractions = _fractions(cfg, plans)
@@ -417,7 +384,11 @@ def load_labelled(cfg: Mapping) -> tuple[dict[str, Labelled], dict[str, str]]:
     label_columns = C.per_split(cfg, "label_column")
     rows, where = {}, {}
     for split, plan in plans.items():
-        if plan.dataset is None:
+        if plan.empty:
+            continue
+        where[split] = plan.where
+        if plan.rows is not None:
+            rows[split] = plan.rows._replace(texts=_texts(plan.rows.texts, plan.where))
             continue
         ds = plan.dataset
         texts = _texts(_column(ds, text_columns[split], "text_column", plan.where), plan.where)
@@ -425,17 +396,60 @@ def load_labelled(cfg: Mapping) -> tuple[dict[str, Labelled], dict[str, str]]:
         feature = ds.features[label_columns[split]]
         names = list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
         rows[split] = Labelled(texts, list(labels), names)
-        where[split] = plan.where
+    if C.number(cfg, "folds", int, 0):
+        return _cross_validation(cfg, rows, where)
     fractions = _fractions(cfg, plans)
     if any(fractions.values()):
         seed = C.number(cfg, "split_seed", int, 0)
-        train = rows["train"]
-        parts = split_rows(len(train.texts), fractions["validation"], fractions["test"], seed)
+        parts = split_rows(
+            len(rows["train"].texts), fractions["validation"], fractions["test"], seed
+        )
         _check_carved(parts, where["train"])
-        for split, idx in parts.items():
-            rows[split] = Labelled(
-                [train.texts[i] for i in idx], [train.labels[i] for i in idx], train.class_names
-            )
+        _take(rows, parts)
+        for split in parts:
             if split != "train":
                 where[split] = f"{fractions[split]:.0%} of train (shuffle seed {seed})"
+    return rows, where
+
+
+def _take(rows: dict[str, Labelled], parts: Mapping[str, np.ndarray]) -> None:
+    """Replaces ``rows`` with the rows of the training data at each split's indices."""
+    train = rows["train"]
+    for split, idx in parts.items():
+        rows[split] = Labelled(
+            [train.texts[i] for i in idx], [train.labels[i] for i in idx], train.class_names
+        )
+
+
+def _cross_validation(cfg: Mapping, rows: dict, where: dict) -> tuple[dict, dict]:
+    """Fold ``data.fold`` of ``data.folds`` (:mod:`seqjax.data.folds`): the test split, with
+    validation carved (stratified) from the other folds unless it has data of its own."""
+    folds, fold = C.number(cfg, "folds", int, 2), C.number(cfg, "fold", int, 0)
+    if fold >= folds:
+        raise UserError(f"data.fold={fold}: must be below data.folds={folds}")
+    if "test" in rows or C.number(cfg, "test_fraction", float, 0.0, 1.0):
+        raise UserError(
+            "data.folds: the held-out fold is the test split; remove data.test_files / "
+            "data.test_split and set data.test_fraction=0, or set data.folds=0"
+        )
+    fraction = (
+        0.0 if "validation" in rows else C.number(cfg, "validation_fraction", float, 0.0, 1.0)
+    )
+    seed = C.number(cfg, "split_seed", int, 0)
+    labels = rows["train"].labels
+    smallest = min(np.unique([str(v).strip() for v in labels], return_counts=True)[1])
+    if smallest < folds:
+        raise UserError(
+            f"data.folds={folds}: a class of {where['train']} has only {smallest} rows, too few "
+            "for one in each fold; lower data.folds or use more data"
+        )
+    parts = folds_lib.fold_split(labels, folds, fold, fraction, seed)
+    _check_carved(parts, where["train"])
+    _take(rows, parts)
+    base = where["train"]
+    where["test"] = f"{base}: fold {fold} of {folds} (stratified, split seed {seed})"
+    where["train"] = f"{base}: the other {folds - 1} folds"
+    if fraction:
+        where["train"] += f" less {fraction:.0%} held out for validation"
+        where["validation"] = f"{fraction:.0%} of the other folds (stratified)"
     return rows, where

@@ -113,7 +113,19 @@ FIELDS: dict[str, schema.Field] = {
     "train.adversarial_start": schema.integer(
         0, "the step from which the adversarial term counts", low=0
     ),
+    # Read by seqjax.train.baseline (the loop runs it; declared here, with the task's fields,
+    # because the task layer does not import seqjax.train).
+    "train.baseline": schema.run_control(
+        schema.flag(
+            False,
+            "first fit TF-IDF + logistic regression on the same split and log it beside the "
+            "results (seqjax baseline; needs scikit-learn)",
+        )
+    ),
 }
+
+#: Checks across this task's fields, before any data loads.
+RULES = data_config.LABELLED_RULES
 
 
 def model_from(model_cfg: Mapping, vocab_size: int, num_classes: int, unk_id: int | None) -> Model:
@@ -365,6 +377,7 @@ def build(config) -> Task:
 
 __all__ = [
     "FIELDS",
+    "RULES",
     "adversarial_delta",
     "build",
     "confusion_counts",
