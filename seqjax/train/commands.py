@@ -57,17 +57,19 @@ def train(argv: list[str]) -> int:
 
     config = config_lib.validate(fv.config)  # the whole config, before any data loads
     workdir = fv.workdir or config.workdir or _workdir(fv)
-    from seqjax.train import (
+    from seqjax.train import (  # jax, optax, orbax load only once the flags are good
+        baseline,
         confusion,
-        loop,  # jax, optax, orbax load only once the flags are good
+        loop,
     )
-    from seqjax.train.metrics import format_metrics, headline
+    from seqjax.train.metrics import headline
 
     result = loop.train_and_evaluate(config, workdir)
     validation = result["validation"]
+    shown = baseline.beside(validation, baseline.read(workdir), "validation", headline(validation))
     print(
         f"done: step {result['step']}{' (stopped early)' if result.get('stopped_early') else ''}, "
-        f"validation {format_metrics(validation, headline(validation))}, "
+        f"validation {shown}, "
         f"best checkpoint step {result['best_step']}, workdir {workdir}"
     )
     matrix = confusion.confusion_from_metrics(validation)
@@ -109,11 +111,14 @@ def evaluate(argv: list[str]) -> int:
     flags.DEFINE_string("split", None, "split to evaluate (default: validation)", flag_values=fv)
     flags.DEFINE_string("checkpoint", "best", "best | latest", flag_values=fv)
     cmdline.parse(fv, argv)
-    from seqjax.train import confusion, loop
+    from seqjax.train import baseline, confusion, loop
 
     workdir = _workdir(fv)
     result = loop.evaluate_checkpoint(workdir, fv.split, fv.checkpoint)
     print(json.dumps(result))
+    linear = baseline.read(workdir)
+    if linear is not None:  # classification trained with train.baseline (or seqjax baseline)
+        print(f"{result['split']}: {baseline.beside(result, linear, result['split'])}")
     matrix = confusion.confusion_from_metrics(result)
     if matrix is not None:  # classification: the confusion matrix as a table and a PNG
         names, m = matrix
@@ -138,6 +143,9 @@ def report(argv: list[str]) -> int:
 
     if sweep.is_sweep_dir(_workdir(fv)):
         print("\n".join(sweep.write_report(fv.workdir)))
+        from seqjax.train import baseline
+
+        print("\n".join(baseline.summary(*sweep.read_records(fv.workdir))))
         return 0
     from seqjax.train.report import plot_metrics
 

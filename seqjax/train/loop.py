@@ -48,7 +48,7 @@ from seqjax import tasks
 from seqjax.errors import Interrupted, UserError
 from seqjax.tasks import diagnostics
 from seqjax.tasks.base import Task
-from seqjax.train import checkpoint, conditions, files, optim, parallel, preempt
+from seqjax.train import baseline, checkpoint, conditions, files, optim, parallel, preempt
 from seqjax.train import config as config_lib
 from seqjax.train import step as step_lib
 from seqjax.train.metrics import MetricWriter, Progress, format_metrics, headline
@@ -202,6 +202,8 @@ def _train(config, task: Task, tx, workdir: pathlib.Path, mngr, mesh, stop) -> d
             f"{_num_params(state.params):,} parameters, workdir {workdir}"
             + (f", resuming at step {start}" if latest is not None else "")
         )
+        if parallel.is_primary():  # train.baseline: TF-IDF + logistic regression, same split
+            baseline.before_training(config, workdir, progress.line)
         stopped = patience > 0 and early.get("evals_since_best", 0) >= patience
         solved = met.get("step") if tc.stop_when and met.get("condition") == tc.stop_when else None
         if solved is not None:

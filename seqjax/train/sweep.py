@@ -175,7 +175,13 @@ def train_one(config, rundir: pathlib.Path, *, train_fn: Callable) -> dict:
     if task.diagnose is not None:
         norms["final"] = _grad_norms(task, result["params"])
         files.write_atomic(norms_path, json.dumps(sweep_results.json_safe(norms)))
+    held_out = {}
+    if config.task == "classify":  # the best checkpoint on validation and test, the baseline
+        from seqjax.train import baseline, loop
+
+        held_out = baseline.held_out(rundir, loop.evaluate_checkpoint)
     return {
+        **held_out,
         "status": "done",
         "step": int(result["step"]),
         "best_step": result.get("best_step"),

@@ -165,6 +165,9 @@ def write_tables(workdir, spec: dict, records: list[dict]) -> list[str]:
         "|" + "---|" * len(head),
     ]
     md += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    from seqjax.train import baseline
+
+    md += ["", *baseline.summary(spec, records)]  # mean ± std over folds / seeds, if any
     files.write_atomic(workdir / "results.md", "\n".join(md) + "\n")
     return [str(workdir / "results.csv"), str(workdir / "results.md")]
 
