@@ -11,6 +11,7 @@ status 143 or 130.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import warnings
 
@@ -66,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as e:  # SIGTERM / SIGINT: the state is saved, the run can resume
         print(f"seqjax {name}: {e}", file=sys.stderr)
         return e.exit_code
+    except BrokenPipeError:  # `seqjax config show ... | head`: the reader left, nothing is wrong
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (Python flushes it at exit)
+        return 0
     finally:
         warnings.formatwarning = formatwarning
 

@@ -54,7 +54,11 @@ def final_vs_x(workdir, spec, records, failed=()) -> str:
     """Final validation metrics against ``x``; failed runs are crosses at the top of each panel."""
     import matplotlib.pyplot as plt
 
-    metrics = list(dict.fromkeys(k for r in records for k in r["validation"] if k != "baseline"))
+    from seqjax.train.metrics import headline
+
+    # The headline metrics only: per-class and confusion counts would give dozens of panels.
+    names = dict.fromkeys(k for r in records for k in headline(r["validation"], limit=99))
+    metrics = [k for k in names if k != "baseline"]
     if "mse" in metrics and "loss" in metrics:  # the same number for regression problems
         metrics.remove("loss")
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.3), squeeze=False)
