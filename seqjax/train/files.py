@@ -115,6 +115,8 @@ def exclusive(directory, what: str = "--workdir") -> Iterator[None]:
         yield
     finally:
         _held.discard(key)
+        with contextlib.suppress(OSError):  # before the release: the next holder writes its own
+            (directory / OWNER).unlink()
         lock.release()
 
 

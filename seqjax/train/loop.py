@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import pathlib
+import shutil
 import signal
 import time
 from typing import Any, Optional
@@ -111,8 +112,8 @@ def train_and_evaluate(config, workdir, *, task: Optional[Task] = None) -> dict:
         with holder:
             return _locked(config, workdir, task)
     except BaseException:
-        if created and not any(workdir.iterdir()):  # refused before writing anything
-            workdir.rmdir()
+        if created and {p.name for p in workdir.iterdir()} <= {files.LOCK, files.OWNER}:
+            shutil.rmtree(workdir, ignore_errors=True)  # refused before writing anything
         raise
 
 
