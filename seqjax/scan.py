@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 import jax
 import jax.numpy as jnp
 
-from seqjax.cells.base import Cell
+from seqjax.cells.base import Cell, prepared
 
 
 def default_hoist() -> bool:
@@ -194,6 +194,7 @@ def unroll(
             raise ValueError(f"backend={backend!r}: {why}; use backend='sequential'")
     if backend == "cudnn":
         return _cudnn(params, xs, carry, lengths, reverse)
+    params = prepared(cell, params)  # derived matrices once per call, not once per step
     batch_shape = xs.shape[:-2]
     T = xs.shape[-2]
     init_carry = cell.initial_carry(params, batch_shape) if carry is None else carry
@@ -369,6 +370,7 @@ def parallel(
         )
     if xs.ndim < 2:
         raise ValueError(f"xs.shape={xs.shape}: expected (*batch, T, input_size)")
+    params = prepared(cell, params)
     batch_shape = xs.shape[:-2]
     T = xs.shape[-2]
     nb = len(batch_shape)

@@ -26,7 +26,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from seqjax.cells.base import Cell
+from seqjax.cells.base import Cell, prepared
 
 
 class GradNorms(NamedTuple):
@@ -70,6 +70,7 @@ def perturbed_unroll(
     """
     nb = xs.ndim - 2
     tm = lambda a: jnp.moveaxis(a, nb, 0)  # noqa: E731
+    params = prepared(cell, params)
 
     def body(c, scanned):
         x, e = scanned

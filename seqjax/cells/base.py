@@ -51,6 +51,13 @@ class Cell(NamedTuple):
       activation_bound: for an Elman-type recurrence ``h_t = f(x_t W_x + h_{t-1} W_h + b)``, a bound
         ``gamma >= |f'|`` (Pascanu et al. 2013, sec. 2.1), which makes the bound
         ``(gamma * lambda_1)^(T-t)`` on ``||dh_T/dh_t||`` apply; ``None`` where it does not.
+      prepare: ``params -> params``, the params with the matrices the step derives from them
+        added (expRNN's ``W = expm(A - A^T)``, AntisymmetricRNN's ``M``) under extra keys, which
+        ``step``, ``recur`` and ``recurrent_blocks`` use when present and compute otherwise:
+        ``step(prepare(params), c, x) == step(params, c, x)``, but the derived matrices are then
+        computed (and differentiated) once per sequence instead of once per step. Drivers and
+        diagnostics that run ``step`` in a loop apply it once per call (:func:`prepared`).
+        ``None`` for cells that derive nothing.
     """
 
     init: Callable[..., Params]
@@ -65,6 +72,18 @@ class Cell(NamedTuple):
     gates: Optional[Callable[..., dict]] = None
     recurrent_blocks: Optional[Callable[..., dict]] = None
     activation_bound: Optional[float] = None
+    prepare: Optional[Callable[[Params], Params]] = None
+
+
+def prepared(cell: Cell, params: Params) -> Params:
+    """``cell.prepare(params)`` for cells that have it, else ``params``: call it once before a loop
+    over ``cell.step`` or ``cell.recur``."""
+    return params if cell.prepare is None else cell.prepare(params)
+
+
+def derived(params: Params, name: str, compute: Callable[[Params], jax.Array]) -> jax.Array:
+    """``params[name]`` where :attr:`Cell.prepare` has put it, else ``compute(params)``."""
+    return params[name] if name in params else compute(params)
 
 
 def make_step(project: Callable, recur: Callable) -> Callable:
