@@ -15,9 +15,9 @@ with the recurrent matrix an orthogonal function of a skew-symmetric
   diagonal :math:`D` of ``num_negative`` entries :math:`-1` (the last ones) and the rest
   :math:`+1`, the scaling that lets the Cayley transform reach matrices with eigenvalue -1.
 
-Both are computed from ``a`` (once per sequence, see Cost below), so :math:`W^\top W = I` holds to rounding whatever an
-optimiser does to ``a``. modReLU (Arjovsky, Shah & Bengio 2016, sec. 4.3) has
-:math:`|f'| \le 1`, so with an orthogonal :math:`W` no step can make a gradient grow.
+Both are computed from ``a`` (once per sequence, see Cost below), so :math:`W^\top W = I`
+holds to rounding whatever an optimiser does to ``a``. modReLU (Arjovsky, Shah & Bengio 2016,
+sec. 4.3) has :math:`|f'| \le 1`, so with an orthogonal :math:`W` no step can make a gradient grow.
 
 Initialisation of ``a`` (``skew_init``), each :math:`A` block-diagonal with :math:`2 \times 2`
 blocks :math:`\begin{pmatrix} 0 & s \\ -s & 0 \end{pmatrix}`:
