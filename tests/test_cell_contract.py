@@ -144,3 +144,15 @@ def test_dtypes_float32_bfloat16_float64(case):
     with jax.enable_x64(True):
         ys64 = run_dtype(case, jnp.float64)
     close(ys64, ys32, tol=1e-4)
+
+
+@pytest.mark.parametrize("case", TABLE)
+def test_output_reads_the_steps_output_off_its_new_carry(case):
+    """``Cell.output`` (or, without it, the carry itself) is what ``recur`` emits: the gradient
+    diagnostics read each step's output through it."""
+    cell, params, xs = make(case)
+    params = seqjax.cells.base.prepared(cell, params)
+    carry, _ = cell.step(params, cell.initial_carry(params, (B,)), xs[:, 0])
+    p = cell.project(params, xs[:, 1])
+    new, y = cell.recur(params, carry, p)
+    close(seqjax.cells.base.step_output(cell, params, new, p), y, 1e-6)

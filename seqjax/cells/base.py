@@ -58,6 +58,12 @@ class Cell(NamedTuple):
         computed (and differentiated) once per sequence instead of once per step. Drivers and
         diagnostics that run ``step`` in a loop apply it once per call (:func:`prepared`).
         ``None`` for cells that derive nothing.
+      output: ``(params, carry, p) -> y``, the output of the step that ends in ``carry``, from that
+        carry and the step's projected input ``p``: ``recur(params, c, p) == (c2, output(params,
+        c2, p))``. The gradient diagnostics (:mod:`seqjax.analysis.gradients`) perturb the carry
+        and read the output through it. ``None`` means the output is the carry itself (cells
+        whose carry is one array ``h`` and whose output is ``h``: Elman, GRU, minGRU...); cells
+        with any other carry or output declare it (LSTM ``carry.h``, LRU ``Re(h C) + x D``).
     """
 
     init: Callable[..., Params]
@@ -73,12 +79,26 @@ class Cell(NamedTuple):
     recurrent_blocks: Optional[Callable[..., dict]] = None
     activation_bound: Optional[float] = None
     prepare: Optional[Callable[[Params], Params]] = None
+    output: Optional[Callable[..., jax.Array]] = None
 
 
 def prepared(cell: Cell, params: Params) -> Params:
     """``cell.prepare(params)`` for cells that have it, else ``params``: call it once before a loop
     over ``cell.step`` or ``cell.recur``."""
     return params if cell.prepare is None else cell.prepare(params)
+
+
+def step_output(cell: Cell, params: Params, carry: Carry, p: Any) -> jax.Array:
+    """The output of ``cell``'s step that ends in ``carry`` (``p``: the step's projected input):
+    ``cell.output`` where the cell declares it, else the carry itself (one array)."""
+    if cell.output is not None:
+        return cell.output(params, carry, p)
+    if isinstance(carry, jax.Array):
+        return carry
+    raise ValueError(
+        f"cell {cell.name!r}: its carry is a {type(carry).__name__}, not one array, and the cell "
+        "declares no output; set Cell.output to (params, carry, p) -> the step's output"
+    )
 
 
 def derived(params: Params, name: str, compute: Callable[[Params], jax.Array]) -> jax.Array:

@@ -219,4 +219,5 @@ def lstm(
         fused=fused if plain else None,
         gates=gates,
         recurrent_blocks=recurrent_blocks,
+        output=lambda params, carry, p: carry.h,
     )

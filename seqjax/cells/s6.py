@@ -175,4 +175,5 @@ def s6(
         name="s6",
         parallel=parallel,
         gates=gates,
+        output=read_out,
     )
