@@ -148,6 +148,73 @@ def test_gradients_agree_between_backends(name, opts, remat):
         assert (g_par[1][2, 2:] == 0).all() and (g_par[1][1, 6:] == 0).all()
 
 
+def intermediate_shapes(fn, *args) -> list:
+    """The shapes of every value in ``jax.make_jaxpr(fn)(*args)``, inside loops included."""
+    from jax.extend import core as jcore
+
+    shapes = []
+
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            shapes.extend(v.aval.shape for v in eqn.outvars if hasattr(v.aval, "shape"))
+            for value in eqn.params.values():
+                for sub in value if isinstance(value, (tuple, list)) else (value,):
+                    if isinstance(sub, jcore.ClosedJaxpr):
+                        walk(sub.jaxpr)
+                    elif isinstance(sub, jcore.Jaxpr):
+                        walk(sub)
+
+    walk(jax.make_jaxpr(fn)(*args).jaxpr)
+    return shapes
+
+
+@pytest.mark.parametrize("name", ["deltanet", "mlstm"])
+def test_parallel_with_lengths_keeps_no_state_per_step(name):
+    """With ``lengths`` the matrix-state cells hold their state on padded steps (``valid``), so
+    no value as large as every step's state, ``(B, heads, T, d_k, d_v)``, is formed, forward or
+    backward (the chunkwise backward keeps each chunk's entering state: T / chunk_size of them);
+    asking for every step's carry (what the driver did before) forms one: the check can fail."""
+    d_k, d_v = 3, 2  # distinct sizes, so that (..., d_k, d_v) values are states
+    cell = seqjax.cells.get(name, 2 * d_v, num_heads=2, key_size=d_k, chunk_size=4)
+    params = cell.init(jax.random.key(0), I)
+    xs = jax.random.normal(jax.random.key(1), (B, T, I))
+    lengths = jnp.array([T, 5, 0])
+
+    def loss(p, **kw):
+        out = seqjax.parallel(cell, p, xs, lengths=lengths, **kw)
+        return out[0].sum() + sum(jnp.sum(c) for c in jax.tree.leaves(out[1:]))
+
+    def stacks(fn):
+        every_step = B * 2 * T * d_k * d_v
+        shapes = intermediate_shapes(fn, params)
+        return [s for s in shapes if s[-2:] == (d_k, d_v) and math.prod(s) >= every_step]
+
+    assert stacks(jax.grad(loss)) == []
+    assert stacks(jax.grad(functools.partial(loss, return_carries=True)))
+
+
+def test_parallel_without_valid_gathers_the_last_carry():
+    """A cell whose ``parallel`` takes no ``valid`` still gets the same results (the driver picks
+    each sequence's last valid carry from all of them)."""
+    cell, params, xs = setup("s6")
+    full = cell.parallel
+    old = cell._replace(
+        parallel=lambda p, c, x, *, resets=None, return_carries=False: full(
+            p, c, x, resets=resets, return_carries=return_carries
+        )
+    )
+    carry0 = random_carry(cell, params, (B,))
+    kw = make_options(OPTIONS["all"])
+    reverse = kw.pop("reverse")
+    ref = loop_reference(cell, params, xs, carry0, reverse=reverse, **kw)
+    for c in (cell, old):
+        for return_carries in (False, True):
+            out = seqjax.parallel(
+                c, params, xs, carry0, reverse=reverse, return_carries=return_carries, **kw
+            )
+            close(out, ref[: len(out)])
+
+
 # ---------------------------------------------------------------------------------------------
 # Independent references: maintained implementations with weights mapped across.
 

@@ -14,6 +14,7 @@ which a driver can run for all time steps at once) and ``recur`` consumes it.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
@@ -35,9 +36,13 @@ class Cell(NamedTuple):
         project(params, x))``.
       hidden_size: size of the output ``y`` (and of the hidden state).
       name: the family name (``"lstm"``, ``"gru"``, ...).
-      parallel: for cells whose recurrence is linear in the carry, ``(params, carry, xs) ->
-        (ys, carry)`` over a whole time-major-free sequence ``xs: (*batch, T, input)`` computed
-        with an associative scan; ``None`` for cells that must run step by step.
+      parallel: for cells whose recurrence is linear in the carry, ``(params, carry, xs, *,
+        resets=None, return_carries=False) -> (ys, carry[, carries])`` over a whole batch-major
+        sequence ``xs: (*batch, T, input)`` computed with an associative scan (or chunkwise);
+        ``None`` for cells that must run step by step. It may also accept ``valid: (*batch, T)``
+        booleans, false on right padding, where the step must hold the state exactly (a decay
+        of 1 and no input); :func:`seqjax.parallel` then takes the final carry as returned
+        instead of asking for every step's carry to pick each sequence's last one.
       fused: ``(params, carry, xs, valid, hoist) -> (ys, carry)`` over a whole time-major
         sequence ``xs: (T, B, input)`` (``valid: (T, B)`` booleans, false on padding) with a
         hand-written backward pass (:mod:`seqjax.cells.fused`); ``None`` for cells without one.
@@ -86,6 +91,14 @@ def prepared(cell: Cell, params: Params) -> Params:
     """``cell.prepare(params)`` for cells that have it, else ``params``: call it once before a loop
     over ``cell.step`` or ``cell.recur``."""
     return params if cell.prepare is None else cell.prepare(params)
+
+
+def accepts_keyword(fn: Callable, name: str) -> bool:
+    """Whether ``fn`` takes a keyword argument called ``name`` (by its signature)."""
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # builtins and some wrapped callables have no signature
+        return False
 
 
 def step_output(cell: Cell, params: Params, carry: Carry, p: Any) -> jax.Array:

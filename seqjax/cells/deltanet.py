@@ -155,14 +155,14 @@ def _delta_cell(
         y = jnp.einsum("...kv,...k->...v", S, p[0])
         return y.reshape(y.shape[:-2] + (H,)).astype(out_dtype(params))
 
-    def parallel(params, carry, xs, *, resets=None, return_carries=False):
+    def parallel(params, carry, xs, *, resets=None, return_carries=False, valid=None):
         q, k, v, beta, log_alpha = project(params, xs)
         carry = carry.astype(ACC)
         seqs = (q, k, v, beta[..., None], log_alpha[..., None])
         pads = (0.0, 0.0, 0.0, 0.0, 0.0)  # beta = 0, alpha = 1: padded steps keep the state
         step = delta_chunk(carry, xs.ndim - 1)
         out, final, states = chunked.run_heads(
-            step, carry, seqs, pads, resets, chunk_size, return_carries
+            step, carry, seqs, pads, resets, chunk_size, return_carries, valid
         )
         ys = out.reshape(out.shape[:-2] + (H,)).astype(out_dtype(params))
         return (ys, final, states) if return_carries else (ys, final)

@@ -148,10 +148,10 @@ def lru(
         h = lambda_of(params) * h + bu
         return h, read_out(params, h, du)
 
-    def parallel(params, carry, xs, *, resets=None, return_carries=False):
+    def parallel(params, carry, xs, *, resets=None, return_carries=False, valid=None):
         bu, du = project(params, xs)
         a = jnp.broadcast_to(lambda_of(params), bu.shape)
-        hs = linear_scan(a, bu, carry.astype(CARRY), resets=resets)
+        hs = linear_scan(a, bu, carry.astype(CARRY), resets=resets, valid=valid)
         ys = read_out(params, hs, du)
         final = hs[..., -1, :] if hs.shape[-2] else carry
         return (ys, final, hs) if return_carries else (ys, final)

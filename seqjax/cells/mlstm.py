@@ -213,14 +213,14 @@ def mlstm(
         new = MLSTMCarry(c, n, m)
         return new, output(params, new, p)
 
-    def parallel(params, carry, xs, *, resets=None, return_carries=False):
+    def parallel(params, carry, xs, *, resets=None, return_carries=False, valid=None):
         q, k, v, o, i_pre, log_f = project(params, xs)
         carry = jax.tree.map(lambda a: a.astype(ACC), carry)
         seqs = (q, k, v, i_pre[..., None], log_f[..., None])
         pads = (0.0, 0.0, 0.0, -jnp.inf, 0.0)  # i = 0, f = 1: padded steps keep the state
         step = mlstm_chunk(carry, xs.ndim - 1, eps)
         h, final, states = chunked.run_heads(
-            step, carry, seqs, pads, resets, chunk_size, return_carries
+            step, carry, seqs, pads, resets, chunk_size, return_carries, valid
         )
         ys = (o * h.reshape(h.shape[:-2] + (H,))).astype(params["w_x"].dtype)
         return (ys, final, states) if return_carries else (ys, final)
