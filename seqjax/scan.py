@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from seqjax import cudnn
 from seqjax.cells import fused
-from seqjax.cells.base import Cell
+from seqjax.cells.base import Cell, accepts_keyword, prepared
 from seqjax.errors import UserError
 
 
@@ -189,6 +189,7 @@ def unroll(
         _check_kernel(cell, backend, xs, resets, return_carries, remat, unroll)
     if backend == "cudnn":
         return _cudnn(cell, params, xs, carry, lengths, reverse)
+    params = prepared(cell, params)  # derived matrices once per call, not once per step
     batch_shape = xs.shape[:-2]
     T = xs.shape[-2]
     init_carry = cell.initial_carry(params, batch_shape) if carry is None else carry
@@ -391,8 +392,11 @@ def parallel(
       initial carry in instead (:mod:`seqjax.cells.linear_scan`).
     * ``lengths``: padded inputs are zeroed before the scan (so they get exactly zero gradient),
       outputs past each sequence's end are zero, and the returned carry is the carry at the last
-      valid step (the initial carry for length 0), gathered from the scan's states; with
-      ``return_carries`` the carries past the end hold that last carry, as :func:`unroll`'s do.
+      valid step (the initial carry for length 0); with ``return_carries`` the carries past the
+      end hold that last carry, as :func:`unroll`'s do. A cell whose ``parallel`` accepts
+      ``valid`` holds the state on padded steps itself (every built-in one does), so no step's
+      carry is materialised for this; otherwise the last valid carry is gathered from all of
+      them (``return_carries=True`` is asked of the cell).
     * ``reverse``: each sequence is reversed within its length (:func:`reverse_within_lengths`),
       resets shifted to segment ends (:func:`reverse_resets`), and the results reversed back.
     * ``remat``: the backward pass recomputes the scan from its inputs (``jax.checkpoint``).
@@ -418,6 +422,7 @@ def parallel(
         )
     if xs.ndim < 2:
         raise ValueError(f"xs.shape={xs.shape}: expected (*batch, T, input_size)")
+    params = prepared(cell, params)
     batch_shape = xs.shape[:-2]
     T = xs.shape[-2]
     nb = len(batch_shape)
@@ -433,11 +438,15 @@ def parallel(
         xs = reverse_within_lengths(xs, lengths)
         if resets is not None:
             resets = reverse_resets(resets, lengths)
-
-    need_carries = return_carries or lengths is not None
+    holds = valid is not None and accepts_keyword(cell.parallel, "valid")
+    if holds and resets is not None:
+        resets = resets & valid  # past a sequence's end the carry is held, even across a reset
+    need_carries = return_carries or (lengths is not None and not holds)
+    masks = {"valid": valid} if holds else {}
 
     def run(params, init_carry, xs, resets):
-        return cell.parallel(params, init_carry, xs, resets=resets, return_carries=need_carries)
+        kw = dict(resets=resets, return_carries=need_carries, **masks)
+        return cell.parallel(params, init_carry, xs, **kw)
 
     if remat:
         run = jax.checkpoint(run)
@@ -446,6 +455,8 @@ def parallel(
     carries = out[2] if need_carries else None
 
     if lengths is not None:
+        ys = jnp.where(valid[..., None], ys, jnp.zeros_like(ys))
+    if lengths is not None and not holds:  # pick each sequence's last valid carry
 
         def at_last_valid(states, init):
             idx = jnp.maximum(lengths - 1, 0).reshape(batch_shape + (1,) * (states.ndim - nb))
@@ -453,7 +464,6 @@ def parallel(
             return _where(lengths > 0, last, init)
 
         final = jax.tree.map(at_last_valid, carries, init_carry)
-        ys = jnp.where(valid[..., None], ys, jnp.zeros_like(ys))
 
         def hold(states, last):
             m = valid.reshape(valid.shape + (1,) * (states.ndim - nb - 1))

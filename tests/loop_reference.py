@@ -18,6 +18,7 @@ def stack(trees):
 def loop_reference(cell, params, xs, carry0, lengths=None, resets=None, reverse=False):
     """Python loop over ``cell.step``, one sequence and one segment at a time: ``(ys, carry,
     carries)`` with zeros past each length and carries past the end holding the last one."""
+    step = jax.jit(cell.step)  # one compilation instead of every op's on first use
     ys_all, finals, carries_all = [], [], []
     for b in range(xs.shape[0]):
         L = xs.shape[1] if lengths is None else int(lengths[b])
@@ -31,7 +32,7 @@ def loop_reference(cell, params, xs, carry0, lengths=None, resets=None, reverse=
         for s, e in segments[::-1] if reverse else segments:
             c = c0
             for t in range(e - 1, s - 1, -1) if reverse else range(s, e):
-                c, ys[t] = cell.step(params, c, xs[b, t])
+                c, ys[t] = step(params, c, xs[b, t])
                 carries[t] = c
         carries = [c if k is None else k for k in carries]
         ys_all.append(jnp.stack(ys))

@@ -36,7 +36,7 @@ def per_example_loss(ys, carry):
     """Uses every output and the whole final carry, so both gradient paths matter."""
     w = jnp.linspace(0.5, 1.5, ys.shape[-2] * ys.shape[-1]).reshape(ys.shape[-2:])
     out = jnp.sum(jnp.sin(ys * w), axis=(-2, -1))
-    return out + sum(jnp.sum(c**2, axis=-1) for c in jax.tree.leaves(carry))
+    return out + sum(jnp.sum(jnp.abs(c) ** 2, axis=-1) for c in jax.tree.leaves(carry))
 
 
 def output(carry):
@@ -78,6 +78,56 @@ def test_grad_norms_match_jacrev_the_slow_way(name):
     np.testing.assert_allclose(
         got.loss, per_example_loss(*seqjax.unroll(cell, params, xs, carry0)).mean(), rtol=1e-6
     )
+
+
+def lru_read_out(params, h, x):
+    """Orvieto et al. 2023's read-out ``y = Re(h C) + x D``, written out here from the params."""
+    return h.real @ params["c_re"] - h.imag @ params["c_im"] + x @ params["d"]
+
+
+def as_real(a):
+    """A complex array as its real and imaginary parts on a new last axis; real ones as they are."""
+    return jnp.stack([a.real, a.imag], axis=-1) if jnp.iscomplexobj(a) else a
+
+
+def from_real(q, like):
+    return jax.lax.complex(q[..., 0], q[..., 1]) if jnp.iscomplexobj(like) else q
+
+
+# Cells whose output is not their whole carry: {name: (factory, output of a state h_t and x_t)}.
+OUTPUTS = {
+    "lru": (lambda h: seqjax.cells.lru(h, r_min=0.5, r_max=0.95), lru_read_out),
+    "cornn": (lambda h: seqjax.cells.cornn(h, dt=0.3), lambda params, c, x: c.y),
+    "lem": (lambda h: seqjax.cells.lem(h), lambda params, c, x: c.y),
+}
+
+
+@pytest.mark.parametrize("name", OUTPUTS)
+def test_grad_norms_of_cells_with_an_output_match_jacrev(name):
+    """As above, with the output at ``t`` read from ``h_t`` by the paper's formula (not the cell's
+    ``output``), and the LRU's complex state differentiated as its real and imaginary parts."""
+    factory, out_of = OUTPUTS[name]
+    cell = factory(H)
+    params = cell.init(jax.random.key(0), I)
+    params = jax.tree.map(lambda a: a + 0.1 * jax.random.normal(jax.random.key(9), a.shape), params)
+    xs = jax.random.normal(jax.random.key(1), (B, T, I))
+    carry0 = jax.tree.map(lambda a: a + 0.2, cell.initial_carry(params, (B,)))
+    got = analysis.grad_norms_per_step(cell, params, xs, per_example_loss, carry0)
+    ys, _, carries = seqjax.unroll(cell, params, xs, carry0, return_carries=True)
+    for t in range(T + 1):
+        h_t = carry0 if t == 0 else jax.tree.map(lambda a: a[:, t - 1], carries)
+        parts = jax.tree.map(as_real, h_t)  # jacrev needs real inputs
+
+        def loss_of_state(q, t=t):
+            c = jax.tree.map(from_real, q, h_t)
+            ys_rest, final = seqjax.unroll(cell, params, xs[:, t:], c)
+            before = [ys[:, : t - 1], out_of(params, c, xs[:, t - 1])[:, None]] if t else []
+            return per_example_loss(jnp.concatenate([*before, ys_rest], axis=1), final)
+
+        jac = jax.jacrev(loss_of_state)(parts)  # leaves (B, B, ...): examples do not interact
+        diag = [np.asarray(a)[np.arange(B), np.arange(B)] for a in jax.tree.leaves(jac)]
+        ref = np.sqrt(sum((d**2).reshape(B, -1).sum(-1) for d in diag)).mean()
+        np.testing.assert_allclose(got.total[T - t], ref, rtol=2e-5)
 
 
 @pytest.mark.parametrize("name", ["elman", "lstm", "gru"])

@@ -7,6 +7,8 @@ that applies ``lengths``, ``resets`` and ``reverse`` segment by segment; forward
 reverse mode (``jvp`` against ``grad``); ``vmap`` against the batched call.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,19 +34,35 @@ VARIANTS = {
     "indrnn+tanh+memory": ("indrnn", {"activation": "tanh", "u_init": "memory"}),
 }
 TABLE = {name: (name, KWARGS.get(name, {})) for name in seqjax.cells.names()} | VARIANTS
+# The variants run only in the slow suite, but for the cheap output check (base cells: always).
+BASE_FAST = [case if case not in VARIANTS else pytest.param(case, marks=pytest.mark.slow)
+             for case in TABLE]  # fmt: skip
+
+
+@functools.cache
+def make_float32(case):
+    """The cell, float32 params and inputs of a case, made once per test session.
+
+    The params have the structure of ``cell.init``'s (read off ``jax.eval_shape``, which compiles
+    nothing) and NumPy values ``N(0, 0.3^2)``: no term hides behind a zero initialisation, and no
+    ``jax.random`` call compiles for each new shape (about a second per cell on 2 cores). The
+    initialisers themselves are tested in each cell family's own file.
+    """
+    name, kwargs = TABLE[case]
+    cell = seqjax.cells.get(name, H, **kwargs)
+    rng = np.random.default_rng(5)
+    values = lambda a: jnp.asarray(0.3 * rng.standard_normal(a.shape), a.dtype)  # noqa: E731
+    shapes = jax.eval_shape(functools.partial(cell.init, input_size=I), jax.random.key(0))
+    params = jax.tree.map(values, shapes)
+    xs = jnp.asarray(np.random.default_rng(1).standard_normal((B, T, I)), jnp.float32)
+    return cell, params, xs
 
 
 def make(case, dtype=jnp.float32):
-    name, kwargs = TABLE[case]
-    cell = seqjax.cells.get(name, H, **kwargs)
-    params = cell.init(jax.random.key(0), I)
-    # Perturb every parameter, so that no term hides behind a zero initialisation.
-    noise = lambda a: 0.3 * jax.random.normal(jax.random.key(5), a.shape, jnp.float32)  # noqa: E731
-    params = jax.tree.map(lambda a: a + noise(a).astype(a.dtype), params)
+    cell, params, xs = make_float32(case)
     floating = lambda a: jnp.issubdtype(a.dtype, jnp.floating)  # noqa: E731
     params = jax.tree.map(lambda a: a.astype(dtype) if floating(a) else a, params)
-    xs = jax.random.normal(jax.random.key(1), (B, T, I), jnp.float32).astype(dtype)
-    return cell, params, xs
+    return cell, params, xs.astype(dtype)
 
 
 def loop_reference(cell, params, xs, lengths, resets, reverse):
@@ -77,8 +95,9 @@ def close(a, b, tol=1e-5):
     jax.tree.map(check, a, b)
 
 
-@pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("case", TABLE)
+# reverse=True (within lengths, with resets) also checks the plain forward unroll.
+@pytest.mark.parametrize("reverse", [pytest.param(False, marks=pytest.mark.slow), True])
+@pytest.mark.parametrize("case", BASE_FAST)
 def test_unroll_equals_a_loop_over_step_with_lengths_resets(case, reverse):
     cell, params, xs = make(case)
     lengths = jnp.array([T, 4])
@@ -92,7 +111,7 @@ def test_unroll_equals_a_loop_over_step_with_lengths_resets(case, reverse):
     close(plain, plain_ref)
 
 
-@pytest.mark.parametrize("case", TABLE)
+@pytest.mark.parametrize("case", BASE_FAST)
 def test_jit_grad_vmap_jvp(case):
     cell, params, xs = make(case)
 
@@ -103,25 +122,25 @@ def test_jit_grad_vmap_jvp(case):
 
     traces = []
 
-    @jax.jit
-    def jitted(p, x):
+    @jax.jit  # every transformation under one jit: one compilation
+    def transformed(p, x, v):
         traces.append(1)
-        return seqjax.unroll(cell, p, x)[0]
+        ys, _ = seqjax.unroll(cell, p, x)
+        g = jax.grad(loss)(p, x)  # the default backend's reverse mode
+        _, tangent = jax.jvp(lambda q: loss(q, x, "sequential"), (p,), (v,))  # forward mode
+        ys_v, _ = jax.vmap(lambda x1: seqjax.unroll(cell, p, x1))(x)  # one example at a time
+        return ys, g, tangent, ys_v
 
-    close(jitted(params, xs), seqjax.unroll(cell, params, xs)[0])
-    jitted(params, xs + 1.0)
-    assert len(traces) == 1
-    g = jax.grad(loss)(params, xs)
+    rng = np.random.default_rng(3)
+    v = jax.tree.map(lambda a: jnp.asarray(rng.standard_normal(a.shape), a.dtype), params)
+    ys, g, tangent, ys_v = transformed(params, xs, v)
+    transformed(params, xs + 1.0, v)
+    assert len(traces) == 1  # no recompilation for new values
     assert all(np.isfinite(np.asarray(a)).all() for a in jax.tree.leaves(g))
     assert any(np.abs(np.asarray(a)).max() > 0 for a in jax.tree.leaves(g))
-    # Forward mode (through the sequential scan) against reverse mode: <grad, v> == jvp(v).
-    v = jax.tree.map(lambda a: jax.random.normal(jax.random.key(3), a.shape, a.dtype), params)
-    _, tangent = jax.jvp(lambda p: loss(p, xs, "sequential"), (params,), (v,))
-    g_seq = jax.grad(loss)(params, xs, "sequential")
-    dot = sum(jnp.vdot(a, b).real for a, b in zip(jax.tree.leaves(g_seq), jax.tree.leaves(v)))
-    np.testing.assert_allclose(tangent, dot, rtol=1e-4, atol=1e-4)
-    ys_v, _ = jax.vmap(lambda x: seqjax.unroll(cell, params, x))(xs)
-    close(ys_v, seqjax.unroll(cell, params, xs)[0])
+    dot = sum(jnp.vdot(a, b).real for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(v)))
+    np.testing.assert_allclose(tangent, dot, rtol=1e-4, atol=1e-4)  # <grad, v> == jvp(v)
+    close(ys_v, ys)
 
 
 def run_dtype(case, dtype):
@@ -136,7 +155,7 @@ def run_dtype(case, dtype):
     return ys
 
 
-@pytest.mark.parametrize("case", TABLE)
+@pytest.mark.parametrize("case", BASE_FAST)
 def test_dtypes_float32_bfloat16_float64(case):
     ys32 = run_dtype(case, jnp.float32)
     ys16 = run_dtype(case, jnp.bfloat16)
@@ -144,3 +163,15 @@ def test_dtypes_float32_bfloat16_float64(case):
     with jax.enable_x64(True):
         ys64 = run_dtype(case, jnp.float64)
     close(ys64, ys32, tol=1e-4)
+
+
+@pytest.mark.parametrize("case", TABLE)
+def test_output_reads_the_steps_output_off_its_new_carry(case):
+    """``Cell.output`` (or, without it, the carry itself) is what ``recur`` emits: the gradient
+    diagnostics read each step's output through it."""
+    cell, params, xs = make(case)
+    params = seqjax.cells.base.prepared(cell, params)
+    carry, _ = cell.step(params, cell.initial_carry(params, (B,)), xs[:, 0])
+    p = cell.project(params, xs[:, 1])
+    new, y = cell.recur(params, carry, p)
+    close(seqjax.cells.base.step_output(cell, params, new, p), y, 1e-6)

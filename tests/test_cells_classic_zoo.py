@@ -30,16 +30,19 @@ def sig(v):
     return 1.0 / (1.0 + np.exp(-v))
 
 
+def normal(seed, shape, scale=1.0):
+    """Gaussian test data from NumPy (each new ``jax.random`` shape compiles on first use)."""
+    return jnp.asarray(scale * np.random.default_rng(seed).standard_normal(shape), jnp.float32)
+
+
 def perturbed(cell, key=0, scale=0.3, input_size=I):
     """Initial parameters plus noise, so that zero-initialised terms are exercised too."""
     params = cell.init(jax.random.key(key), input_size)
-    return jax.tree.map(
-        lambda a: a + scale * jax.random.normal(jax.random.key(key + 7), a.shape, a.dtype), params
-    )
+    return jax.tree.map(lambda a: a + normal(key + 7, a.shape, scale).astype(a.dtype), params)
 
 
 def inputs(key=1, batch=B, steps=T, size=I, scale=1.0):
-    return scale * jax.random.normal(jax.random.key(key), (batch, steps, size))
+    return normal(key, (batch, steps, size), scale)
 
 
 def np64(tree):
@@ -117,8 +120,9 @@ def test_plain_lstm_is_unchanged_by_the_options():
 
 @pytest.mark.parametrize(
     "options",
-    [{"peephole": True}, {"layer_norm": True}, {"peephole": True, "layer_norm": True,
-                                                "proj_size": 3}],
+    [pytest.param({"peephole": True}, marks=pytest.mark.slow),
+     pytest.param({"layer_norm": True}, marks=pytest.mark.slow),
+     {"peephole": True, "layer_norm": True, "proj_size": 3}],  # all three: always
 )  # fmt: skip
 def test_lstm_variants_against_numpy(options):
     cell = seqjax.cells.lstm(H, **options)
@@ -134,7 +138,7 @@ def test_lstm_variants_against_numpy(options):
     assert_gradients(cell, params, xs)
 
 
-@pytest.mark.parametrize("proj_size", [None, 2])
+@pytest.mark.parametrize("proj_size", [pytest.param(None, marks=pytest.mark.slow), 2])
 def test_lstmp_against_torch(proj_size):
     torch = pytest.importorskip(
         "torch", reason="PyTorch is the reference for LSTMP (pip install torch)"
@@ -195,7 +199,7 @@ def indrnn_np(p, xs, act=lambda v: np.maximum(v, 0)):
     return over_time(xs, np.zeros((xs.shape[0], p["u"].shape[0])), step)
 
 
-@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("activation", ["relu", pytest.param("tanh", marks=pytest.mark.slow)])
 def test_indrnn_against_numpy(activation):
     cell = seqjax.cells.indrnn(H, activation, u_init="memory")
     params, xs = perturbed(cell), inputs()
@@ -331,7 +335,12 @@ def exprnn_np(p, xs, parametrization, num_negative=0):
 
 @pytest.mark.parametrize(
     "parametrization, num_negative, init",
-    [("expm", 0, "cayley"), ("expm", 0, "henaff"), ("cayley", 0, "cayley"), ("cayley", 2, "zeros")],
+    [
+        ("expm", 0, "cayley"),
+        pytest.param("expm", 0, "henaff", marks=pytest.mark.slow),
+        pytest.param("cayley", 0, "cayley", marks=pytest.mark.slow),
+        ("cayley", 2, "zeros"),
+    ],
 )
 def test_exprnn_against_numpy(parametrization, num_negative, init):
     cell = seqjax.cells.exprnn(
@@ -359,14 +368,16 @@ def test_exprnn_initial_rotations(init):
         assert np.abs(eig).max() <= math.pi / 2 + 1e-6  # W's eigenvalues e^{+-i theta}
 
 
-@pytest.mark.parametrize("parametrization", ["expm", "cayley"])
+@pytest.mark.parametrize(
+    "parametrization", ["expm", pytest.param("cayley", marks=pytest.mark.slow)]
+)
 def test_exprnn_stays_orthogonal_through_training(parametrization):
     """300 Adam steps on a toy regression: W^T W = I to 1e-5 throughout, and ``a`` has moved."""
     cell = seqjax.cells.exprnn(
         8, parametrization=parametrization, num_negative=2 if parametrization == "cayley" else 0
     )
     params = cell.init(jax.random.key(0), 3)
-    xs, target = inputs(batch=8, steps=10), jax.random.normal(jax.random.key(2), (8, 8))
+    xs, target = inputs(batch=8, steps=10), normal(2, (8, 8))
     opt = optax.adam(1e-2)
 
     def loss(p):
@@ -428,7 +439,7 @@ def antisymmetric_np(p, xs, eps, gamma, gated):
     return over_time(xs, np.zeros((xs.shape[0], n)), step)
 
 
-@pytest.mark.parametrize("gated", [False, True])
+@pytest.mark.parametrize("gated", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_antisymmetric_against_numpy(gated):
     eps, gamma = 0.3, 0.05
     cell = seqjax.cells.antisymmetric(H, step_size=eps, diffusion=gamma, gated=gated)
@@ -471,12 +482,10 @@ def cornn_np(p, xs, dt, gamma, eps, implicit):
     return over_time(xs, (zeros, zeros), step)
 
 
-@pytest.mark.parametrize("implicit", [True, False])
+@pytest.mark.parametrize("implicit", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_cornn_against_numpy(implicit):
     dt, gamma, eps = 0.2, 2.7, 4.7
-    cell = seqjax.cells.cornn(
-        H, dt=dt, stiffness=gamma, damping=eps, implicit_damping=implicit
-    )
+    cell = seqjax.cells.cornn(H, dt=dt, stiffness=gamma, damping=eps, implicit_damping=implicit)
     params, xs = perturbed(cell), inputs()
     assert_outputs(cell, params, xs, lambda p, x: cornn_np(p, x, dt, gamma, eps, implicit))
     assert_gradients(cell, params, xs)
@@ -516,7 +525,7 @@ def lipschitz_np(p, xs, beta, gamma_a, gamma_w, eps, solver):
     return over_time(xs, np.zeros((xs.shape[0], n)), step)
 
 
-@pytest.mark.parametrize("solver", ["euler", "midpoint"])
+@pytest.mark.parametrize("solver", ["euler", pytest.param("midpoint", marks=pytest.mark.slow)])
 def test_lipschitz_against_numpy(solver):
     beta, ga, gw, eps = 0.6, 0.1, 0.2, 0.4
     cell = seqjax.cells.lipschitz(
@@ -549,7 +558,7 @@ def lem_np(p, xs, dt):
     return over_time(xs, (zeros, zeros), step)
 
 
-@pytest.mark.parametrize("dt", [1.0, 0.3])
+@pytest.mark.parametrize("dt", [pytest.param(1.0, marks=pytest.mark.slow), 0.3])
 def test_lem_against_numpy(dt):
     cell = seqjax.cells.lem(H, dt=dt)
     params, xs = perturbed(cell), inputs()

@@ -41,19 +41,27 @@ CELLS = {
 PARALLEL = [name for name in CELLS if name != "slstm"]
 
 
-def perturb(params, key=2, scale=0.3):
-    """Non-zero values everywhere (some initialisers give zeros, which would hide bugs)."""
+def normal(seed, shape, scale=1.0):
+    """Gaussian test data from NumPy (each new ``jax.random`` shape compiles on first use)."""
+    return jnp.asarray(scale * np.random.default_rng(seed).standard_normal(shape), jnp.float32)
+
+
+def perturb(params, key=2, scale=0.3, noise=None):
+    """Non-zero values everywhere (some initialisers give zeros, which would hide bugs); the noise
+    from ``jax.random`` unless ``noise(i, shape)`` gives it."""
     leaves, tree = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.key(key), len(leaves))
-    noise = [scale * jax.random.normal(k, a.shape, jnp.float32) for k, a in zip(keys, leaves)]
-    return jax.tree.unflatten(tree, [a + n.astype(a.dtype) for a, n in zip(leaves, noise)])
+    if noise is None:
+        keys = jax.random.split(jax.random.key(key), len(leaves))
+        noise = lambda i, shape: jax.random.normal(keys[i], shape, jnp.float32)  # noqa: E731
+    noisy = [a + (scale * noise(i, a.shape)).astype(a.dtype) for i, a in enumerate(leaves)]
+    return jax.tree.unflatten(tree, noisy)
 
 
 def setup(name, dtype=jnp.float32, steps=T, batch=(B,)):
     cell = CELLS[name]()
-    params = perturb(cell.init(jax.random.key(0), I))
+    params = perturb(cell.init(jax.random.key(0), I), noise=lambda i, shape: normal((2, i), shape))
     params = jax.tree.map(lambda a: a.astype(dtype), params)
-    xs = jax.random.normal(jax.random.key(1), (*batch, steps, I)).astype(dtype)
+    xs = normal(1, (*batch, steps, I)).astype(dtype)
     return cell, params, xs
 
 
@@ -61,8 +69,7 @@ def random_carry(cell, params, batch_shape, key=7):
     """A non-zero initial carry (the state that resets return to as well)."""
     c = cell.initial_carry(params, batch_shape)
     leaves, tree = jax.tree.flatten(c)
-    keys = jax.random.split(jax.random.key(key), len(leaves))
-    noisy = [a + 0.5 * jax.random.normal(k, a.shape, a.dtype) for k, a in zip(keys, leaves)]
+    noisy = [a + normal((key, i), a.shape, 0.5).astype(a.dtype) for i, a in enumerate(leaves)]
     return jax.tree.unflatten(tree, noisy)
 
 
@@ -108,6 +115,43 @@ def make_options(spec):
     return kw
 
 
+@pytest.mark.parametrize(
+    "name", [n if n != "mlstm_exp" else pytest.param(n, marks=pytest.mark.slow) for n in CELLS]
+)
+def test_backends_outputs_and_gradients_with_every_option(name):
+    """The fast form of the two tests below, one compilation per backend: with lengths, resets
+    and reverse at once, outputs and final carries (and the sequential backend's every-step
+    carries) equal the Python loop, the gradients of the two backends agree, and padded steps
+    have zero outputs and padded inputs exactly zero gradient."""
+    cell, params, xs = setup(name)
+    carry0 = random_carry(cell, params, (B,))
+    kw = make_options(OPTIONS["all"])
+    ref = loop_reference(cell, params, xs, carry0, **kw)
+    w = normal(3, (B, T, H))
+
+    @functools.partial(jax.jit, static_argnums=3)
+    def run(params, xs, carry0, backend):
+        def loss(params, xs, carry0):
+            every = backend == "sequential"  # parallel: the path that holds padded steps
+            out = seqjax.unroll(
+                cell, params, xs, carry0, backend=backend, return_carries=every, **kw
+            )
+            value = (out[0] * w).sum() + sum((a**2).sum() for a in jax.tree.leaves(out[1]))
+            return value, out
+
+        return jax.grad(loss, argnums=(0, 1, 2), has_aux=True)(params, xs, carry0)
+
+    grads = {}
+    for backend in ["sequential", "parallel"] if cell.parallel else ["sequential"]:
+        grads[backend], out = run(params, xs, carry0, backend)
+        close(out, ref[: len(out)])
+        assert (out[0][2, 2:] == 0).all() and (out[0][1, 6:] == 0).all()
+        assert (grads[backend][1][2, 2:] == 0).all() and (grads[backend][1][1, 6:] == 0).all()
+    if cell.parallel:
+        close(grads["parallel"], grads["sequential"], 1e-4)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CELLS)
 @pytest.mark.parametrize("opts", OPTIONS)
 def test_backends_equal_python_loop(name, opts):
@@ -126,13 +170,14 @@ def test_backends_equal_python_loop(name, opts):
                 assert (par[0][b, n:] == 0).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PARALLEL)
 @pytest.mark.parametrize("opts, remat", [("all", True)])
 def test_gradients_agree_between_backends(name, opts, remat):
     cell, params, xs = setup(name)
     carry0 = random_carry(cell, params, (B,))
     kw = make_options(OPTIONS[opts])
-    w = jax.random.normal(jax.random.key(3), (B, T, H))
+    w = normal(3, (B, T, H))
 
     @functools.partial(jax.jit, static_argnums=3)
     def grads(params, xs, carry0, backend):
@@ -146,6 +191,71 @@ def test_gradients_agree_between_backends(name, opts, remat):
     close(g_par, grads(params, xs, carry0, "sequential"), 1e-4)
     if "lengths" in kw:  # padded inputs get exactly zero gradient
         assert (g_par[1][2, 2:] == 0).all() and (g_par[1][1, 6:] == 0).all()
+
+
+def intermediate_shapes(fn, *args) -> list:
+    """The shapes of every value in ``jax.make_jaxpr(fn)(*args)``, inside loops included."""
+    from jax.extend import core as jcore
+
+    shapes = []
+
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            shapes.extend(v.aval.shape for v in eqn.outvars if hasattr(v.aval, "shape"))
+            for value in eqn.params.values():
+                for sub in value if isinstance(value, (tuple, list)) else (value,):
+                    if isinstance(sub, jcore.ClosedJaxpr):
+                        walk(sub.jaxpr)
+                    elif isinstance(sub, jcore.Jaxpr):
+                        walk(sub)
+
+    walk(jax.make_jaxpr(fn)(*args).jaxpr)
+    return shapes
+
+
+@pytest.mark.parametrize("name", ["deltanet", "mlstm"])
+def test_parallel_with_lengths_keeps_no_state_per_step(name):
+    """With ``lengths`` the matrix-state cells hold their state on padded steps (``valid``), so
+    no value as large as every step's state, ``(B, heads, T, d_k, d_v)``, is formed, forward or
+    backward (the chunkwise backward keeps each chunk's entering state: T / chunk_size of them);
+    asking for every step's carry (what the driver did before) forms one: the check can fail."""
+    d_k, d_v = 3, 2  # distinct sizes, so that (..., d_k, d_v) values are states
+    cell = seqjax.cells.get(name, 2 * d_v, num_heads=2, key_size=d_k, chunk_size=4)
+    params = cell.init(jax.random.key(0), I)
+    xs = normal(1, (B, T, I))
+    lengths = jnp.array([T, 5, 0])
+
+    def loss(p, **kw):
+        out = seqjax.parallel(cell, p, xs, lengths=lengths, **kw)
+        return out[0].sum() + sum(jnp.sum(c) for c in jax.tree.leaves(out[1:]))
+
+    def stacks(fn):
+        every_step = B * 2 * T * d_k * d_v
+        shapes = intermediate_shapes(fn, params)
+        return [s for s in shapes if s[-2:] == (d_k, d_v) and math.prod(s) >= every_step]
+
+    assert stacks(jax.grad(loss)) == []
+    assert stacks(jax.grad(functools.partial(loss, return_carries=True)))
+
+
+def test_parallel_without_valid_gathers_the_last_carry():
+    """A cell whose ``parallel`` takes no ``valid`` still gets the same results (the driver picks
+    each sequence's last valid carry from all of them)."""
+    cell, params, xs = setup("s6")
+    full = cell.parallel
+    old = cell._replace(
+        parallel=lambda p, c, x, *, resets=None, return_carries=False: full(
+            p, c, x, resets=resets, return_carries=return_carries
+        )
+    )
+    carry0 = random_carry(cell, params, (B,))
+    kw = make_options(OPTIONS["all"])
+    reverse = kw.pop("reverse")
+    ref = loop_reference(cell, params, xs, carry0, reverse=reverse, **kw)
+    for return_carries in (False, True):
+        run = jitted(seqjax.parallel, old, reverse, return_carries=return_carries)
+        out = run(params, xs, carry0, **kw)
+        close(out, ref[: len(out)])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,12 +306,12 @@ def test_rglru_matches_recurrentgemma():
     layers = pytest.importorskip("recurrentgemma.jax.layers", reason="pip install recurrentgemma")
     nh, width = 2, 8
     layer = layers.RGLRU(width=width, num_heads=nh)
-    x = jax.random.normal(jax.random.key(1), (B, T, width))
+    x = normal(1, (B, T, width))
     pos = jnp.broadcast_to(jnp.arange(1, T + 1), (B, T))  # no position 0: no document reset
     theirs = layer.init(jax.random.key(0), x, pos)["params"]
     theirs = perturb(theirs)
-    h0 = jax.random.normal(jax.random.key(5), (B, width))
-    w = jax.random.normal(jax.random.key(6), (B, T, width))
+    h0 = normal(5, (B, width))
+    w = normal(6, (B, T, width))
     cell = seqjax.cells.rglru(width)
 
     def dense(blocks):  # (heads, i, j) -> block-diagonal (heads * i, heads * j)
@@ -266,7 +376,7 @@ def test_deltanet_matches_fla_naive_recurrence(gated):
     cell, params, xs = setup(name)
     nh, d_k, d_v = 2, 3, 3
     S0 = random_carry(cell, params, (B,))
-    w = jax.random.normal(jax.random.key(6), (B, T, H))
+    w = normal(6, (B, T, H))
     ys, S, grads = jax_value_and_grads(cell, params, xs, S0, w)
 
     q, k, v, beta, log_alpha = deltanet_projections(params, xs, nh, d_k, d_v, gated)
@@ -326,7 +436,7 @@ def test_mlstm_matches_xlstm_backends():
     nh, d = 2, 3
     cell, params, xs = setup("mlstm")
     carry0 = random_carry(cell, params, (B,))
-    w = jax.random.normal(jax.random.key(6), (B, T, H))
+    w = normal(6, (B, T, H))
     ys, carry, grads = jax_value_and_grads(cell, params, xs, carry0, w)
 
     tp, tx, tc = torch_tree(params), torch_tree(xs), torch_tree(carry0)
@@ -355,7 +465,7 @@ def test_mlstm_matches_xlstm_backends():
     close(seqjax.parallel(cell, params, xs)[0], y_par.numpy())
 
 
-@pytest.mark.parametrize("zero_start", [True, False])
+@pytest.mark.parametrize("zero_start", [pytest.param(True, marks=pytest.mark.slow), False])
 def test_slstm_matches_xlstm_vanilla(zero_start):
     """xlstm's vanilla (PyTorch) ``slstm_forward`` with our block-diagonal recurrent blocks
     mapped onto its ``R (heads, 4 d, d)``: outputs, carries and gradients, from the zero state
@@ -369,7 +479,7 @@ def test_slstm_matches_xlstm_vanilla(zero_start):
     carry0 = cell.initial_carry(params, (B,)) if zero_start else random_carry(cell, params, (B,))
     if not zero_start:
         carry0 = carry0._replace(n=jnp.abs(carry0.n) + 0.5)
-    w = jax.random.normal(jax.random.key(6), (B, T, H))
+    w = normal(6, (B, T, H))
     ys, carry, grads = jax_value_and_grads(cell, params, xs, carry0, w)
 
     tp, tx, tc = torch_tree(params), torch_tree(xs), torch_tree(carry0)
@@ -473,7 +583,7 @@ def test_xlstm_stabiliser_is_exact_where_exp_overflows(name):
         params = perturb(cell.init(jax.random.key(0), I))
         params["b"] = params["b"].at[:H].add(100.0)  # b_i
         reference = slstm_unstabilised
-    xs = jax.random.normal(jax.random.key(1), (B, 20, I))
+    xs = jax.random.normal(jax.random.key(1), (B, 20, I))  # data whose n q cancels by < 2e-4
     ref = reference(params, xs, nh, d)
     with np.errstate(over="ignore"):
         assert not np.isfinite(np.exp(np.float32(100.0)))
@@ -491,7 +601,9 @@ def test_xlstm_stabiliser_is_exact_where_exp_overflows(name):
 # Behaviour the papers describe.
 
 
-@pytest.mark.parametrize("a_init", ["paper", "recurrentgemma"])
+@pytest.mark.parametrize(
+    "a_init", ["paper", pytest.param("recurrentgemma", marks=pytest.mark.slow)]
+)
 def test_rglru_init_and_decay_range(a_init):
     """De et al. 2024, sec. 2.4: a^c uniform in [0.9, 0.999] ("paper"; recurrentgemma draws a
     itself with a^2 uniform in [0.81, 0.998]); a_t = a^(c r_t) stays in (0, 1] with finite
@@ -505,7 +617,7 @@ def test_rglru_init_and_decay_range(a_init):
     assert x.min() >= lo - 1e-6 and x.max() <= hi + 1e-6
     np.testing.assert_allclose(x.mean(), (lo + hi) / 2, atol=0.01 * (hi - lo) * 5)
     cell, params, _ = setup("rglru")
-    xs = 1e3 * jax.random.normal(jax.random.key(1), (B, T, I))
+    xs = 1e3 * normal(1, (B, T, I))
     log_a = (
         c * jax.nn.sigmoid(cell.project(params, xs)[..., :H]) * jax.nn.log_sigmoid(params["lam"])
     )
@@ -525,7 +637,7 @@ def test_rglru_normalisation_keeps_unit_scale():
         "b": jnp.zeros(3 * n).at[n : 2 * n].set(30.0),  # i_t = 1
         "lam": jnp.full(n, math.log(a_t) / 4.0 - math.log(-math.expm1(math.log(a_t) / 4.0))),
     }
-    xs = jax.random.normal(jax.random.key(0), (1, steps, n))
+    xs = normal(0, (1, steps, n))
     ys, _ = jax.jit(lambda p, x: seqjax.unroll(cell, p, x, backend="sequential"))(params, xs)
     np.testing.assert_allclose(float((ys[0, -1] ** 2).mean()), 1.0, atol=0.2)
 
@@ -536,8 +648,8 @@ def test_s6_selection_is_a_sigmoid_gate():
     cell = seqjax.cells.s6(H, state_size=1)
     params = perturb(cell.init(jax.random.key(0), I))
     params["a_log"] = jnp.zeros((H, 1))  # A = -1
-    x = jax.random.normal(jax.random.key(1), (I,))
-    h = jax.random.normal(jax.random.key(2), (H, 1))
+    x = normal(1, (I,))
+    h = normal(2, (H, 1))
     p = cell.project(params, x)
     g = cell.gates(params, h, p)["selection"]
     low = x @ params["w_x"][:, H : H + params["w_dt"].shape[0]]
@@ -561,7 +673,7 @@ def test_delta_rule_overwrites_and_retrieves_exactly(name):
     params["b_beta"] = jnp.full((1,), 30.0)  # beta = 1 in float32
     if "gated" in name:
         params["a_log"] = jnp.full((1,), -30.0)  # alpha = exp(-1e-13 * softplus) = 1
-    v = jax.random.normal(jax.random.key(1), (3, d))
+    v = normal(1, (3, d))
     keys = jnp.stack([eye[0], eye[1], eye[0]])
     xs = jnp.concatenate([keys, v], -1)[None]
     for backend in ("parallel", "sequential"):
@@ -586,7 +698,7 @@ def test_long_sequence_parallel_is_finite_and_equals_sequential(name):
     kw = {"num_heads": 2} if name in ("deltanet", "gated_deltanet", "mlstm") else {}
     cell = seqjax.cells.get(name, 4, **kw)
     params = perturb(cell.init(jax.random.key(0), 2))
-    xs = jax.random.normal(jax.random.key(1), (1, 16384, 2))
+    xs = normal(1, (1, 16384, 2))
     loss = lambda p, x: seqjax.parallel(cell, p, x)[0].mean()  # noqa: E731
     grads = jax.jit(jax.grad(loss, argnums=(0, 1)))(params, xs)
     ys, c = jax.jit(lambda p, x: seqjax.parallel(cell, p, x))(params, xs)
@@ -599,18 +711,32 @@ def test_long_sequence_parallel_is_finite_and_equals_sequential(name):
 
 
 @pytest.mark.parametrize("name", CELLS)
-def test_contract_step_jit_vmap_jvp_dtypes_and_capabilities(name):
+def test_contract_step_and_capabilities(name):
     cell, params, xs = setup(name)
     c = random_carry(cell, params, (B,))
     x = xs[:, 0]
     close(cell.step(params, c, x), cell.recur(params, c, cell.project(params, x)))
-    close(jax.jit(cell.step)(params, c, x), cell.step(params, c, x))
-    close(jax.vmap(cell.step, (None, 0, 0))(params, c, x), cell.step(params, c, x))
     base = name.split("_exp")[0]
     assert base in seqjax.cells.names() and seqjax.cells.get(base, H).name == base
+    gates = cell.gates(params, c, cell.project(params, x))
+    for g in gates.values():
+        assert g.shape == (B, H) and ((g >= 0) & (g <= 1)).all()
+    if cell.recurrent_blocks is not None:
+        check_recurrent_blocks(cell, params, c, x)
+
+
+# Every registered cell runs these in tests/test_cell_contract.py too; here also mlstm_exp.
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CELLS)
+def test_contract_jit_vmap_jvp_dtypes(name):
+    cell, params, xs = setup(name)
+    c = random_carry(cell, params, (B,))
+    x = xs[:, 0]
+    close(jax.jit(cell.step)(params, c, x), cell.step(params, c, x))
+    close(jax.vmap(cell.step, (None, 0, 0))(params, c, x), cell.step(params, c, x))
     # forward mode agrees with reverse mode: <w, J dx> from jvp equals <J^T w, dx> from vjp
-    dx = jax.random.normal(jax.random.key(9), xs.shape)
-    w = jax.random.normal(jax.random.key(10), (B, T, H))
+    dx = normal(9, xs.shape)
+    w = normal(10, (B, T, H))
     f = lambda x: seqjax.unroll(cell, params, x, c, backend="sequential")[0]  # noqa: E731
     ys, tangent = jax.jvp(f, (xs,), (dx,))
     (cotangent,) = jax.vjp(f, xs)[1](w)
@@ -622,11 +748,6 @@ def test_contract_step_jit_vmap_jvp_dtypes_and_capabilities(name):
     assert ys16.dtype == jnp.bfloat16
     assert all(a.dtype == jnp.float32 for a in jax.tree.leaves(c16))
     np.testing.assert_allclose(ys16.astype(jnp.float32), ys32, rtol=0.1, atol=0.1)
-    gates = cell.gates(params, c, cell.project(params, x))
-    for g in gates.values():
-        assert g.shape == (B, H) and ((g >= 0) & (g <= 1)).all()
-    if cell.recurrent_blocks is not None:
-        check_recurrent_blocks(cell, params, c, x)
 
 
 def check_recurrent_blocks(cell, params, carry, x):

@@ -15,7 +15,6 @@ from seqjax.analysis.gates import GateStats, gate_stats, gate_values, has_gates
 from seqjax.analysis.gradients import (
     GradNorms,
     grad_norms_per_step,
-    output_of_carry,
     perturbed_unroll,
 )
 from seqjax.analysis.jacobians import JacobianProducts, jacobian_products, step_jacobians
@@ -43,7 +42,6 @@ __all__ = [
     "has_gates",
     "jacobian_products",
     "max_singular_value",
-    "output_of_carry",
     "pascanu_vanishing_condition",
     "perturbed_unroll",
     "recurrent_blocks",

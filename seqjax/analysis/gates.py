@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from seqjax.analysis.jacobians import _previous_carries
-from seqjax.cells.base import Cell
+from seqjax.cells.base import Cell, prepared
 
 
 class GateStats(NamedTuple):
@@ -54,6 +54,7 @@ def gate_values(cell: Cell, params, xs: jax.Array, carry=None) -> dict:
         raise ValueError(f"cell {cell.name!r} declares no gates (cell.gates is None)")
     if xs.ndim < 2:
         raise ValueError(f"xs.shape={xs.shape}: expected (*batch, T, input_size)")
+    params = prepared(cell, params)
     carry0 = cell.initial_carry(params, xs.shape[:-2]) if carry is None else carry
     prev = _previous_carries(cell, params, xs, carry0)  # the carry each step reads
     return cell.gates(params, prev, cell.project(params, xs))

@@ -13,10 +13,12 @@ Reading it off for every :math:`t` needs no :math:`T` separate backward passes: 
 zero perturbation :math:`\epsilon_t` added to the state after every step,
 :math:`\tilde h_t = h_t + \epsilon_t`, and differentiate the loss once with respect to all
 :math:`\epsilon_t`: :math:`\partial L / \partial \epsilon_t = \partial L / \partial h_t` at
-:math:`\epsilon = 0`. The perturbed state is what the next step reads, what the step emits as its
-output :math:`y_t` (Elman, GRU and LSTM cells emit their hidden state) and, at :math:`t = T`, the
-final carry handed to the loss. So the derivative is the *total* one: through the output at
-:math:`t` and through every later step. :math:`h_0` (the initial carry) is included.
+:math:`\epsilon = 0`. The perturbed state is what the next step reads, what the step's output
+:math:`y_t` is read from (:attr:`seqjax.cells.Cell.output` of the perturbed state and the
+step's input: the hidden state for Elman, GRU and LSTM cells, :math:`\operatorname{Re}(h_t C) +
+x_t D` for the LRU) and, at :math:`t = T`, the final carry handed to the loss. So the derivative
+is the *total* one: through the output at :math:`t` and through every later step. :math:`h_0`
+(the initial carry) is included.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from seqjax.cells.base import Cell
+from seqjax.cells.base import Cell, prepared, step_output
 
 
 class GradNorms(NamedTuple):
@@ -40,42 +42,24 @@ class GradNorms(NamedTuple):
     loss: jax.Array  # shape=(), mean over the batch of the per-example loss
 
 
-def output_of_carry(carry):
-    """The output a cell emits for a given state: the carry itself, or its ``h`` field (LSTM)."""
-    if isinstance(carry, jax.Array):
-        return carry
-    if hasattr(carry, "h"):
-        return carry.h
-    raise ValueError(
-        f"carry of type {type(carry).__name__}: give output_of_carry, the function that maps a "
-        "carry to the cell's output"
-    )
-
-
-def perturbed_unroll(
-    cell: Cell,
-    params,
-    xs: jax.Array,
-    carry,
-    eps,
-    *,
-    output_fn: Callable = output_of_carry,
-):
+def perturbed_unroll(cell: Cell, params, xs: jax.Array, carry, eps):
     """Runs ``cell`` over ``xs: (*batch, T, input)`` adding ``eps`` to the state after each step.
 
     ``eps`` has the carry's structure with a time axis after the batch axes (leaf shape
     ``(*batch, T, ...)``), like ``unroll(..., return_carries=True)``'s carries. The output of each
-    step is ``output_fn(perturbed state)``. Returns ``(ys, final_carry)`` as :func:`seqjax.unroll`
-    does; with ``eps = 0`` they equal ``unroll``'s.
+    step is read from the perturbed state (:func:`seqjax.cells.base.step_output`). Returns
+    ``(ys, final_carry)`` as :func:`seqjax.unroll` does; with ``eps = 0`` they equal ``unroll``'s.
     """
     nb = xs.ndim - 2
     tm = lambda a: jnp.moveaxis(a, nb, 0)  # noqa: E731
+    params = prepared(cell, params)
 
     def body(c, scanned):
         x, e = scanned
-        c, _ = cell.step(params, c, x)
+        p = cell.project(params, x)  # step = recur . project; the output needs p
+        c, _ = cell.recur(params, c, p)
         c = jax.tree.map(jnp.add, c, e)
-        return c, output_fn(c)
+        return c, step_output(cell, params, c, p)
 
     final, ys = jax.lax.scan(body, carry, (tm(xs), jax.tree.map(tm, eps)))
     return jnp.moveaxis(ys, 0, nb), final
@@ -87,8 +71,6 @@ def grad_norms_per_step(
     xs: jax.Array,
     loss_fn: Callable[[jax.Array, Any], jax.Array],
     carry=None,
-    *,
-    output_fn: Callable = output_of_carry,
 ) -> GradNorms:
     r""":math:`\|\partial L / \partial h_t\|` for every step, from one backward pass.
 
@@ -101,15 +83,14 @@ def grad_norms_per_step(
         loss and the norms do not depend on the batch size. (It is summed before differentiating;
         a batch mean would divide every norm by the batch size.) Close over a readout's parameters.
       carry: initial carry (zeros if ``None``).
-      output_fn: maps a state to the step's output; the default (the carry, or its ``h``) is what
-        Elman, GRU and LSTM cells emit.
 
     Returns:
       :class:`GradNorms`. For each carry leaf (for the LSTM: ``h`` and ``c`` separately) the
       Euclidean norm over the feature axis of each example's gradient, averaged over the batch;
       ``total`` is the norm over the whole carry (for the LSTM
-      :math:`\sqrt{\|g_h\|^2 + \|g_c\|^2}`), averaged over the batch. Index ``k`` is the distance
-      ``T - t``: ``k = 0`` the last state, ``k = T`` the initial carry.
+      :math:`\sqrt{\|g_h\|^2 + \|g_c\|^2}`), averaged over the batch. A complex state (the
+      LRU's) counts as its real and imaginary parts (:math:`|g|^2` per entry). Index ``k`` is
+      the distance ``T - t``: ``k = 0`` the last state, ``k = T`` the initial carry.
 
     Sequences must share one length (no padding): with right padding the distance to each
     sequence's own end would differ from ``T - t``.
@@ -130,7 +111,7 @@ def grad_norms_per_step(
     eps = jax.tree.map(lambda c: jnp.zeros((*batch_shape, T, *c.shape[nb:]), c.dtype), carry0)
 
     def total_loss(eps, carry0):
-        ys, final = perturbed_unroll(cell, params, xs, carry0, eps, output_fn=output_fn)
+        ys, final = perturbed_unroll(cell, params, xs, carry0, eps)
         losses = loss_fn(ys, final)
         return jnp.sum(losses), jnp.mean(losses)
 
@@ -139,7 +120,9 @@ def grad_norms_per_step(
     grads = jax.tree.map(
         lambda a, b: jnp.concatenate([jnp.expand_dims(a, nb), b], axis=nb), g_0, g_eps
     )
-    sq = jax.tree.map(lambda g: jnp.sum(jnp.square(g), axis=tuple(range(nb + 1, g.ndim))), grads)
+    sq = jax.tree.map(
+        lambda g: jnp.sum(jnp.square(jnp.abs(g)), axis=tuple(range(nb + 1, g.ndim))), grads
+    )
     total_sq = sum(jax.tree.leaves(sq))
     by_distance = lambda s: jnp.flip(jnp.mean(s, axis=tuple(range(nb))), 0)  # noqa: E731
     return GradNorms(

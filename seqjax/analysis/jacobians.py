@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from seqjax.cells.base import Cell
+from seqjax.cells.base import Cell, prepared
 from seqjax.scan import unroll
 
 
@@ -41,8 +41,10 @@ class JacobianProducts(NamedTuple):
 
 
 def _previous_carries(cell, params, xs, carry0):
-    """The carries h_0 .. h_{T-1} that steps 1 .. T read, leaf shape ``(*batch, T, ...)``."""
+    """The carries h_0 .. h_{T-1} that steps 1 .. T read, leaf shape ``(*batch, T, ...)``, for
+    params already prepared (:func:`seqjax.cells.base.prepared`)."""
     nb = xs.ndim - 2
+    cell = cell._replace(prepare=None)  # params are prepared: not again
     _, _, carries = unroll(cell, params, xs, carry0, return_carries=True)
     return jax.tree.map(
         lambda c0, cs: jnp.concatenate([jnp.expand_dims(c0, nb), cs], axis=nb)[
@@ -68,6 +70,7 @@ def step_jacobians(cell: Cell, params, xs: jax.Array, carry=None) -> jax.Array:
     if xs.ndim < 2:
         raise ValueError(f"xs.shape={xs.shape}: expected (*batch, T, input_size)")
     batch_shape, T, nb = xs.shape[:-2], xs.shape[-2], xs.ndim - 2
+    params = prepared(cell, params)  # once, not in every step's Jacobian
     carry0 = cell.initial_carry(params, batch_shape) if carry is None else carry
     prev = _previous_carries(cell, params, xs, carry0)
 

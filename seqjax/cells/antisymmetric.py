@@ -26,7 +26,8 @@ in the paper's experiments), input kernel Glorot uniform, zero bias. Parameters:
 likewise.
 
 Capabilities: ``recurrent_blocks`` ``{"h": M}`` (for the gated form the gate reads the same
-matrix); ``gates`` ``{"input": z_t}`` for the gated form.
+matrix); ``gates`` ``{"input": z_t}`` for the gated form; ``prepare`` adds :math:`M` under the
+key ``"M"`` (built once per sequence instead of once per step).
 """
 
 from __future__ import annotations
@@ -37,7 +38,14 @@ import jax
 import jax.numpy as jnp
 
 from seqjax.cells import inits
-from seqjax.cells.base import Cell, check_size, linear_projection, make_step, zeros_carry
+from seqjax.cells.base import (
+    Cell,
+    check_size,
+    derived,
+    linear_projection,
+    make_step,
+    zeros_carry,
+)
 
 
 def antisymmetric(
@@ -89,9 +97,15 @@ def antisymmetric(
             "b": b_init(kb, (G * H,), param_dtype),
         }
 
-    def m_of(params):
+    def antisymmetric_part(params):
         w = params["w"]
         return w - w.T - diffusion * jnp.eye(H, dtype=w.dtype)
+
+    def m_of(params):
+        return derived(params, "M", antisymmetric_part)
+
+    def prepare(params):
+        return {**params, "M": antisymmetric_part(params)}
 
     project = linear_projection("v")
 
@@ -117,4 +131,5 @@ def antisymmetric(
         name="antisymmetric",
         gates=(lambda params, h, p: {"input": parts(params, h, p)[1]}) if gated else None,
         recurrent_blocks=lambda params: {"h": m_of(params)},
+        prepare=prepare,
     )

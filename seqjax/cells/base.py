@@ -14,6 +14,7 @@ which a driver can run for all time steps at once) and ``recur`` consumes it.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
@@ -35,9 +36,13 @@ class Cell(NamedTuple):
         project(params, x))``.
       hidden_size: size of the output ``y`` (and of the hidden state).
       name: the family name (``"lstm"``, ``"gru"``, ...).
-      parallel: for cells whose recurrence is linear in the carry, ``(params, carry, xs) ->
-        (ys, carry)`` over a whole time-major-free sequence ``xs: (*batch, T, input)`` computed
-        with an associative scan; ``None`` for cells that must run step by step.
+      parallel: for cells whose recurrence is linear in the carry, ``(params, carry, xs, *,
+        resets=None, return_carries=False) -> (ys, carry[, carries])`` over a whole batch-major
+        sequence ``xs: (*batch, T, input)`` computed with an associative scan (or chunkwise);
+        ``None`` for cells that must run step by step. It may also accept ``valid: (*batch, T)``
+        booleans, false on right padding, where the step must hold the state exactly (a decay
+        of 1 and no input); :func:`seqjax.parallel` then takes the final carry as returned
+        instead of asking for every step's carry to pick each sequence's last one.
       fused: a :class:`seqjax.cells.fused.Form`: the step after its two matmuls with its
         hand-written linearisation, which :func:`seqjax.cells.fused.sequence` runs over a whole
         sequence with cheap derivatives (``backend="fused"``), and, for the LSTM, the mapping to
@@ -51,6 +56,19 @@ class Cell(NamedTuple):
       activation_bound: for an Elman-type recurrence ``h_t = f(x_t W_x + h_{t-1} W_h + b)``, a bound
         ``gamma >= |f'|`` (Pascanu et al. 2013, sec. 2.1), which makes the bound
         ``(gamma * lambda_1)^(T-t)`` on ``||dh_T/dh_t||`` apply; ``None`` where it does not.
+      prepare: ``params -> params``, the params with the matrices the step derives from them
+        added (expRNN's ``W = expm(A - A^T)``, AntisymmetricRNN's ``M``) under extra keys, which
+        ``step``, ``recur`` and ``recurrent_blocks`` use when present and compute otherwise:
+        ``step(prepare(params), c, x) == step(params, c, x)``, but the derived matrices are then
+        computed (and differentiated) once per sequence instead of once per step. Drivers and
+        diagnostics that run ``step`` in a loop apply it once per call (:func:`prepared`).
+        ``None`` for cells that derive nothing.
+      output: ``(params, carry, p) -> y``, the output of the step that ends in ``carry``, from that
+        carry and the step's projected input ``p``: ``recur(params, c, p) == (c2, output(params,
+        c2, p))``. The gradient diagnostics (:mod:`seqjax.analysis.gradients`) perturb the carry
+        and read the output through it. ``None`` means the output is the carry itself (cells
+        whose carry is one array ``h`` and whose output is ``h``: Elman, GRU, minGRU...); cells
+        with any other carry or output declare it (LSTM ``carry.h``, LRU ``Re(h C) + x D``).
     """
 
     init: Callable[..., Params]
@@ -65,6 +83,40 @@ class Cell(NamedTuple):
     gates: Optional[Callable[..., dict]] = None
     recurrent_blocks: Optional[Callable[..., dict]] = None
     activation_bound: Optional[float] = None
+    prepare: Optional[Callable[[Params], Params]] = None
+    output: Optional[Callable[..., jax.Array]] = None
+
+
+def prepared(cell: Cell, params: Params) -> Params:
+    """``cell.prepare(params)`` for cells that have it, else ``params``: call it once before a loop
+    over ``cell.step`` or ``cell.recur``."""
+    return params if cell.prepare is None else cell.prepare(params)
+
+
+def accepts_keyword(fn: Callable, name: str) -> bool:
+    """Whether ``fn`` takes a keyword argument called ``name`` (by its signature)."""
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # builtins and some wrapped callables have no signature
+        return False
+
+
+def step_output(cell: Cell, params: Params, carry: Carry, p: Any) -> jax.Array:
+    """The output of ``cell``'s step that ends in ``carry`` (``p``: the step's projected input):
+    ``cell.output`` where the cell declares it, else the carry itself (one array)."""
+    if cell.output is not None:
+        return cell.output(params, carry, p)
+    if isinstance(carry, jax.Array):
+        return carry
+    raise ValueError(
+        f"cell {cell.name!r}: its carry is a {type(carry).__name__}, not one array, and the cell "
+        "declares no output; set Cell.output to (params, carry, p) -> the step's output"
+    )
+
+
+def derived(params: Params, name: str, compute: Callable[[Params], jax.Array]) -> jax.Array:
+    """``params[name]`` where :attr:`Cell.prepare` has put it, else ``compute(params)``."""
+    return params[name] if name in params else compute(params)
 
 
 def make_step(project: Callable, recur: Callable) -> Callable:

@@ -13,7 +13,8 @@ chunk, or ``h0`` after a reset inside the chunk.
 Shapes: every sequence is ``(*lead, T, d)`` (per-head scalars have ``d = 1``), ``resets`` is
 ``(*lead', T)`` with ``lead'`` broadcastable to ``lead``. The last chunk is padded with the values
 the cell gives (chosen so that padded steps keep the state unchanged), so the state after the
-scan is the state after step ``T``.
+scan is the state after step ``T``. The steps where ``valid`` is false (right padding) take the
+same values, so each sequence's state is held after its last valid step.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ def run_chunks(
     resets: Optional[jax.Array],
     chunk_size: int,
     need_states: bool,
+    valid: Optional[jax.Array] = None,
 ):
     """Runs ``chunk_step`` over the chunks of ``xs`` with ``jax.lax.scan``.
 
@@ -107,6 +109,7 @@ def run_chunks(
       resets: ``(*lead', T)`` booleans or ``None``.
       chunk_size: the longest chunk; sequences shorter than it make one chunk of their length.
       need_states: also return every step's carry.
+      valid: ``(*lead', T)`` booleans or ``None``; where false each sequence takes its pad value.
 
     Returns:
       ``(out, carry, states)``: ``out: (*lead, T, d_out)``, the carry after step ``T``, and the
@@ -114,6 +117,8 @@ def run_chunks(
     """
     T = xs[0].shape[-2]
     nlead = xs[0].ndim - 2
+    if valid is not None:
+        xs = [jnp.where(valid[..., None], a, jnp.full_like(a, p)) for a, p in zip(xs, pads)]
     L = max(1, min(chunk_size, T))
     chunks = [_chunk(a, L, p) for a, p in zip(xs, pads)]
     r = None if resets is None else _chunk(resets[..., None], L, False)[..., 0]
@@ -138,13 +143,16 @@ def run_heads(
     resets: Optional[jax.Array],
     chunk_size: int,
     need_states: bool,
+    valid: Optional[jax.Array] = None,
 ):
-    """:func:`run_chunks` for per-head sequences ``(*batch, T, heads, d)`` and ``resets:
+    """:func:`run_chunks` for per-head sequences ``(*batch, T, heads, d)`` and ``resets, valid:
     (*batch, T)``: the heads axis moves before time (a leading axis of the chunk step, which
     sees ``(*batch, heads, L, d)``) and back, in ``out`` and ``states`` as well."""
     nb = xs[0].ndim - 3
     xs = [jnp.moveaxis(a, nb, nb + 1) for a in xs]
-    r = None if resets is None else jnp.expand_dims(resets, nb)  # the same for every head
-    out, final, states = run_chunks(chunk_step, carry, xs, pads, r, chunk_size, need_states)
+    per_head = lambda m: None if m is None else jnp.expand_dims(m, nb)  # noqa: E731
+    out, final, states = run_chunks(
+        chunk_step, carry, xs, pads, per_head(resets), chunk_size, need_states, per_head(valid)
+    )
     back = lambda a: jnp.moveaxis(a, nb, nb + 1)  # noqa: E731
     return back(out), final, (jax.tree.map(back, states) if need_states else None)

@@ -23,7 +23,7 @@ Defaults are the authors' sequential-MNIST hyper-parameters (:math:`\Delta t = 0
 Parameters: ``w (H, H)``, ``w_z (H, H)`` (:math:`\mathcal{W}`), ``v (input, H)``, ``b (H,)``.
 
 Capabilities: ``recurrent_blocks`` ``{"y": W, "z": script W}``, the matrices that multiply
-``y_{n-1}`` and ``z_{n-1}``; no gates.
+``y_{n-1}`` and ``z_{n-1}``; ``output`` ``carry.y``; no gates.
 """
 
 from __future__ import annotations
@@ -47,11 +47,6 @@ from seqjax.cells.base import (
 class CoRNNCarry(NamedTuple):
     y: jax.Array  # shape=(*batch, H), the oscillators' positions (the output)
     z: jax.Array  # shape=(*batch, H), their velocities
-
-    @property
-    def h(self) -> jax.Array:
-        """The cell's output ``y``, under the name :func:`seqjax.analysis.output_of_carry` reads."""
-        return self.y
 
 
 def cornn(
@@ -115,4 +110,5 @@ def cornn(
         hidden_size=H,
         name="cornn",
         recurrent_blocks=lambda params: {"y": params["w"], "z": params["w_z"]},
+        output=lambda params, carry, p: carry.y,
     )

@@ -144,21 +144,25 @@ def _delta_cell(
         return params["w_x"].dtype
 
     def recur(params, S, p):
-        q, k, v, beta, log_alpha = p
+        _, k, v, beta, log_alpha = p
         S = jnp.exp(log_alpha)[..., None, None] * S
         write = beta[..., None] * (v - jnp.einsum("...kv,...k->...v", S, k))
         S = S + k[..., :, None] * write[..., None, :]
-        y = jnp.einsum("...kv,...k->...v", S, q)
-        return S, y.reshape(y.shape[:-2] + (H,)).astype(out_dtype(params))
+        return S, output(params, S, p)
 
-    def parallel(params, carry, xs, *, resets=None, return_carries=False):
+    def output(params, S, p):
+        """``y_t = S_t^T q_t``, heads concatenated."""
+        y = jnp.einsum("...kv,...k->...v", S, p[0])
+        return y.reshape(y.shape[:-2] + (H,)).astype(out_dtype(params))
+
+    def parallel(params, carry, xs, *, resets=None, return_carries=False, valid=None):
         q, k, v, beta, log_alpha = project(params, xs)
         carry = carry.astype(ACC)
         seqs = (q, k, v, beta[..., None], log_alpha[..., None])
         pads = (0.0, 0.0, 0.0, 0.0, 0.0)  # beta = 0, alpha = 1: padded steps keep the state
         step = delta_chunk(carry, xs.ndim - 1)
         out, final, states = chunked.run_heads(
-            step, carry, seqs, pads, resets, chunk_size, return_carries
+            step, carry, seqs, pads, resets, chunk_size, return_carries, valid
         )
         ys = out.reshape(out.shape[:-2] + (H,)).astype(out_dtype(params))
         return (ys, final, states) if return_carries else (ys, final)
@@ -181,6 +185,7 @@ def _delta_cell(
         name=name,
         parallel=parallel,
         gates=gates,
+        output=output,
     )
 
 

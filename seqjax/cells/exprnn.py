@@ -15,9 +15,9 @@ with the recurrent matrix an orthogonal function of a skew-symmetric
   diagonal :math:`D` of ``num_negative`` entries :math:`-1` (the last ones) and the rest
   :math:`+1`, the scaling that lets the Cayley transform reach matrices with eigenvalue -1.
 
-Both are computed from ``a`` at every step, so :math:`W^\top W = I` holds to rounding whatever an
-optimiser does to ``a``. modReLU (Arjovsky, Shah & Bengio 2016, sec. 4.3) has
-:math:`|f'| \le 1`, so with an orthogonal :math:`W` no step can make a gradient grow.
+Both are computed from ``a`` (once per sequence, see Cost below), so :math:`W^\top W = I`
+holds to rounding whatever an optimiser does to ``a``. modReLU (Arjovsky, Shah & Bengio 2016,
+sec. 4.3) has :math:`|f'| \le 1`, so with an orthogonal :math:`W` no step can make a gradient grow.
 
 Initialisation of ``a`` (``skew_init``), each :math:`A` block-diagonal with :math:`2 \times 2`
 blocks :math:`\begin{pmatrix} 0 & s \\ -s & 0 \end{pmatrix}`:
@@ -32,11 +32,13 @@ The input kernel :math:`T` is He-normal (:math:`N(0, 2/\text{input})`) and the m
 :math:`U(-0.01, 0.01)`, as in the expRNN authors' code. Parameters: ``a (H, H)`` (only its strict
 upper triangle is used), ``w_x (input, H)`` (:math:`T`), ``b (H,)``.
 
-Capabilities: ``recurrent_blocks`` ``{"h": W}`` and ``activation_bound`` 1 (modReLU).
+Capabilities: ``recurrent_blocks`` ``{"h": W}``, ``activation_bound`` 1 (modReLU) and
+``prepare``, which adds ``W`` to the params under the key ``"W"``.
 
-Cost: ``recur`` evaluates :math:`W(a)` inside the loop. XLA hoists that out of the forward loop,
-but the backward pass differentiates it at every step (an ``O(H^3)`` matrix-function derivative
-per step), which dominates the step time for large ``H``.
+Cost: on raw params ``recur`` evaluates :math:`W(a)` in every step; XLA hoists that out of the
+forward loop, but the backward pass then differentiates it at every step (an ``O(H^3)``
+matrix-function derivative per step). :func:`seqjax.unroll` and the diagnostics call
+``prepare`` once per sequence, so ``W`` is computed and differentiated once.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ import jax
 import jax.numpy as jnp
 
 from seqjax.cells import inits
-from seqjax.cells.base import Cell, check_size, make_step, zeros_carry
+from seqjax.cells.base import Cell, check_size, derived, make_step, zeros_carry
 
 PARAMETRIZATIONS = ("expm", "cayley")
 RECURRENT_INITS = ("cayley", "henaff", "zeros")
@@ -139,7 +141,8 @@ def exprnn(
             "b": jax.random.uniform(kb, (H,), jnp.float32, -0.01, 0.01).astype(param_dtype),
         }
 
-    def recurrent_matrix(params) -> jax.Array:
+    def orthogonal(params) -> jax.Array:
+        """``W(a)``: ``expm(A)`` or ``(I + A)^-1 (I - A) D``."""
         a = params["a"]
         dtype = jnp.float64 if a.dtype == jnp.float64 else jnp.float32  # at least float32
         A = skew(a.astype(dtype))
@@ -149,6 +152,12 @@ def exprnn(
             eye = jnp.eye(H, dtype=dtype)
             W = jnp.linalg.solve(eye + A, eye - A) * d.astype(dtype)  # (I + A)^-1 (I - A) D
         return W.astype(a.dtype)
+
+    def recurrent_matrix(params) -> jax.Array:
+        return derived(params, "W", orthogonal)
+
+    def prepare(params):
+        return {**params, "W": orthogonal(params)}
 
     def project(params, x):
         return x.astype(params["w_x"].dtype) @ params["w_x"]
@@ -167,4 +176,5 @@ def exprnn(
         name="exprnn",
         recurrent_blocks=lambda params: {"h": recurrent_matrix(params)},
         activation_bound=1.0,
+        prepare=prepare,
     )

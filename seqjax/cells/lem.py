@@ -21,7 +21,8 @@ Parameters: ``v (input, 4H)`` (blocks ``1, 2, z, y``), ``b (4H,)``, ``w (H, 3H)`
 z``, multiplying :math:`y_{n-1}`), ``w_y (H, H)`` (multiplying :math:`z_n`).
 
 Capabilities: ``gates`` ``{"dt": sigma_hat(...), "dt_bar": ...}`` (the time-step gates before the
-scaling by ``dt``) and ``recurrent_blocks`` ``{"dt", "dt_bar", "z"}``, the blocks of ``w``.
+scaling by ``dt``), ``recurrent_blocks`` ``{"dt", "dt_bar", "z"}``, the blocks of ``w``, and
+``output`` ``carry.y``.
 """
 
 from __future__ import annotations
@@ -46,11 +47,6 @@ from seqjax.cells.base import (
 class LEMCarry(NamedTuple):
     y: jax.Array  # shape=(*batch, H), the fast state (the output)
     z: jax.Array  # shape=(*batch, H), the slow state
-
-    @property
-    def h(self) -> jax.Array:
-        """The cell's output ``y``, under the name :func:`seqjax.analysis.output_of_carry` reads."""
-        return self.y
 
 
 def lem(hidden_size: int, *, dt: float = 1.0, param_dtype=jnp.float32) -> Cell:
@@ -111,4 +107,5 @@ def lem(hidden_size: int, *, dt: float = 1.0, param_dtype=jnp.float32) -> Cell:
         name="lem",
         gates=gates,
         recurrent_blocks=lambda params: split_blocks(params["w"], ("dt", "dt_bar", "z")),
+        output=lambda params, carry, p: carry.y,
     )

@@ -10,7 +10,9 @@ the decay from the past is zeroed and the initial state is used instead,
 
 .. math::  h_t = a_t \odot h_0 + b_t \qquad \text{(reset at } t\text{)},
 
-which is what :func:`seqjax.unroll` does for ``resets`` (packed sequences).
+which is what :func:`seqjax.unroll` does for ``resets`` (packed sequences). Where ``valid: (*batch,
+T)`` is false (right padding) the step keeps the state exactly, :math:`a_t = 1, b_t = 0`, so the
+last state is the state after each sequence's last valid step.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Optional
 
 import jax
 import jax.numpy as jnp
+
+LOG_ZERO = -1e30  # log b of a step that adds nothing: exp(LOG_ZERO) == 0 in float32 and wider
 
 
 def _starts(b: jax.Array, resets: Optional[jax.Array]) -> jax.Array:
@@ -31,7 +35,12 @@ def _starts(b: jax.Array, resets: Optional[jax.Array]) -> jax.Array:
 
 
 def linear_scan(
-    a: jax.Array, b: jax.Array, h0: jax.Array, *, resets: Optional[jax.Array] = None
+    a: jax.Array,
+    b: jax.Array,
+    h0: jax.Array,
+    *,
+    resets: Optional[jax.Array] = None,
+    valid: Optional[jax.Array] = None,
 ) -> jax.Array:
     r"""All states of :math:`h_t = a_t h_{t-1} + b_t` (real or complex) by associative scan.
 
@@ -47,7 +56,12 @@ def linear_scan(
       Array([1.  , 1.5 , 1.75], dtype=float32)
       >>> linear_scan(a, b, h0, resets=jnp.array([False, False, True]))[:, 0]
       Array([1. , 1.5, 1. ], dtype=float32)
+      >>> linear_scan(a, b, h0, valid=jnp.array([True, True, False]))[:, 0]
+      Array([1. , 1.5, 1.5], dtype=float32)
     """
+    if valid is not None:  # padded steps hold the state: a = 1, b = 0
+        keep = valid[..., None]
+        a, b = jnp.where(keep, a, jnp.ones_like(a)), jnp.where(keep, b, jnp.zeros_like(b))
     starts = _starts(b, resets)
     b = b + jnp.where(starts, a * h0[..., None, :], jnp.zeros_like(b))
     a = jnp.where(starts, jnp.zeros_like(a), a)
@@ -67,6 +81,7 @@ def log_linear_scan(
     h0: jax.Array,
     *,
     resets: Optional[jax.Array] = None,
+    valid: Optional[jax.Array] = None,
 ) -> jax.Array:
     r"""All states of :math:`h_t = a_t h_{t-1} + b_t` for positive ``a, b`` given in log space.
 
@@ -79,7 +94,10 @@ def log_linear_scan(
 
     and :math:`h_t = e^{A_t} h_0 + e^{B_t}`, so ``h0`` may have any sign (zeros included) without a
     ``log 0``. Where ``resets`` is true the pair restarts (a segmented scan), which is the decay
-    ``a = 0`` without the ``-inf`` of ``log 0``.
+    ``a = 0`` without the ``-inf`` of ``log 0``. Padded steps (``valid`` false) hold the state:
+    :math:`\log a = 0` and :math:`\log b =` ``LOG_ZERO``, a finite stand-in for :math:`\log 0`
+    (``exp`` of it is 0, and the derivatives of ``logaddexp`` stay finite, as at ``-inf`` they
+    need not).
 
     Heinsen's two-pass form (``A = cumsum(log a)``, then ``A + logcumsumexp(log b - A)``) computes
     the same states, but subtracts two numbers that grow like ``t * |log a|``: in float32 it lost
@@ -94,6 +112,10 @@ def log_linear_scan(
       Array([0. , 1. , 1.5], dtype=float32)
     """
     axis = log_b.ndim - 2
+    if valid is not None:
+        keep = valid[..., None]
+        log_a = jnp.where(keep, log_a, jnp.zeros_like(log_a))
+        log_b = jnp.where(keep, log_b, jnp.full_like(log_b, LOG_ZERO))
     if resets is None:
 
         def combine(earlier, later):

@@ -26,7 +26,9 @@ README runs pixel MNIST with :math:`\beta = 0.75`, :math:`\gamma = 0.01`,
 normal, :math:`b = 0`.
 
 Parameters: ``m_a, m_w (H, H)``, ``u (input, H)``, ``b (H,)``. Capabilities:
-``recurrent_blocks`` ``{"a": A, "w": W}``; no gates.
+``recurrent_blocks`` ``{"a": A, "w": W}``; ``prepare`` adds :math:`A_{\beta,\gamma}` and
+:math:`W_{\beta,\gamma}` under the keys ``"A"`` and ``"W"`` (built once per sequence instead of
+once per step); no gates.
 """
 
 from __future__ import annotations
@@ -35,7 +37,14 @@ import jax
 import jax.numpy as jnp
 
 from seqjax.cells import inits
-from seqjax.cells.base import Cell, check_size, linear_projection, make_step, zeros_carry
+from seqjax.cells.base import (
+    Cell,
+    check_size,
+    derived,
+    linear_projection,
+    make_step,
+    zeros_carry,
+)
 
 SOLVERS = ("euler", "midpoint")
 glorot_normal = jax.nn.initializers.glorot_normal()
@@ -102,10 +111,14 @@ def lipschitz(
             "b": jnp.zeros((H,), param_dtype),
         }
 
+    a_of = lambda params: split_matrix(params["m_a"], beta, gamma_a)  # noqa: E731
+    w_of = lambda params: split_matrix(params["m_w"], beta, gamma_w)  # noqa: E731
+
     def matrices(params):
-        return split_matrix(params["m_a"], beta, gamma_a), split_matrix(
-            params["m_w"], beta, gamma_w
-        )
+        return derived(params, "A", a_of), derived(params, "W", w_of)
+
+    def prepare(params):
+        return {**params, "A": a_of(params), "W": w_of(params)}
 
     project = linear_projection("u")
 
@@ -127,4 +140,5 @@ def lipschitz(
         hidden_size=H,
         name="lipschitz",
         recurrent_blocks=lambda params: dict(zip(("a", "w"), matrices(params))),
+        prepare=prepare,
     )

@@ -28,8 +28,9 @@ parameter dtype (as recurrentgemma accumulates its scan); outputs are cast back 
 inputs' dtype. ``project`` returns ``(gamma * x B, x D)``; ``recur`` is the elementwise update and
 the read-out; ``parallel`` runs :func:`seqjax.cells.linear_scan.linear_scan`.
 
-Capabilities: no gates and no dense recurrent matrix (the recurrence is the diagonal
-:math:`\lambda`), so ``gates`` and ``recurrent_blocks`` are ``None``.
+Capabilities: ``output`` (the read-out :math:`\operatorname{Re}(h_t C) + x_t D` of a state);
+no gates and no dense recurrent matrix (the recurrence is the diagonal :math:`\lambda`), so
+``gates`` and ``recurrent_blocks`` are ``None``.
 """
 
 from __future__ import annotations
@@ -147,10 +148,10 @@ def lru(
         h = lambda_of(params) * h + bu
         return h, read_out(params, h, du)
 
-    def parallel(params, carry, xs, *, resets=None, return_carries=False):
+    def parallel(params, carry, xs, *, resets=None, return_carries=False, valid=None):
         bu, du = project(params, xs)
         a = jnp.broadcast_to(lambda_of(params), bu.shape)
-        hs = linear_scan(a, bu, carry.astype(CARRY), resets=resets)
+        hs = linear_scan(a, bu, carry.astype(CARRY), resets=resets, valid=valid)
         ys = read_out(params, hs, du)
         final = hs[..., -1, :] if hs.shape[-2] else carry
         return (ys, final, hs) if return_carries else (ys, final)
@@ -164,4 +165,5 @@ def lru(
         hidden_size=H,
         name="lru",
         parallel=parallel,
+        output=lambda params, h, p: read_out(params, h, p[1]),
     )

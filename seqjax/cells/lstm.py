@@ -214,4 +214,5 @@ def lstm(
         fused=fused.lstm(LSTMCarry) if plain else None,
         gates=gates,
         recurrent_blocks=recurrent_blocks,
+        output=lambda params, carry, p: carry.h,
     )

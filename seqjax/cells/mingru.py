@@ -57,15 +57,16 @@ def float32_carry(hidden_size: int):
     return initial_carry
 
 
-def scan_states(log_a, log_b, carry, resets, log_space: bool) -> jax.Array:
+def scan_states(log_a, log_b, carry, resets, log_space: bool, valid=None) -> jax.Array:
     """All states of ``h_t = a_t h_{t-1} + b_t`` from ``log a, log b``: in log space (the paper's
     form) or, with ``log_space=False``, by the plain linear-space associative scan, as accurate
     here (``a`` in (0, 1) and ``b > 0``: no cancellation; underflow goes to the right limit 0)
-    and two to three times as fast on CPU (``docs/benchmarks.md``, "Modern cells")."""
+    and two to three times as fast on CPU (``docs/benchmarks.md``, "Modern cells"). Where
+    ``valid`` is false the state is held (``z = 0``: ``a = 1``, ``b = 0``)."""
     carry = carry.astype(ACC)
     if log_space:
-        return log_linear_scan(log_a, log_b, carry, resets=resets)
-    return linear_scan(jnp.exp(log_a), jnp.exp(log_b), carry, resets=resets)
+        return log_linear_scan(log_a, log_b, carry, resets=resets, valid=valid)
+    return linear_scan(jnp.exp(log_a), jnp.exp(log_b), carry, resets=resets, valid=valid)
 
 
 def finish(hs: jax.Array, carry: jax.Array, out_dtype, return_carries: bool):
@@ -93,8 +94,9 @@ def mingru(
         linear-space associative scan, as accurate here and 2-3x faster on CPU.
 
     Returns:
-      A :class:`Cell` whose ``parallel(params, carry, xs, *, resets=None, return_carries=False)``
-      returns ``(ys, carry)`` (and every step's carry if asked) for ``xs: (*batch, T, input)``.
+      A :class:`Cell` whose ``parallel(params, carry, xs, *, resets=None, return_carries=False,
+      valid=None)`` returns ``(ys, carry)`` (and every step's carry if asked) for ``xs: (*batch,
+      T, input)``; the state is held at the steps where ``valid`` is false.
 
     Example:
       >>> import jax, jax.numpy as jnp, seqjax
@@ -131,12 +133,12 @@ def mingru(
         del params, h  # the gate reads the input only (sec. 3.1.1)
         return {"update": jax.nn.sigmoid(p[..., :H].astype(ACC))}
 
-    def parallel(params, carry, xs, *, resets=None, return_carries=False):
+    def parallel(params, carry, xs, *, resets=None, return_carries=False, valid=None):
         p = project(params, xs)
         k, u = jnp.split(p.astype(ACC), 2, axis=-1)
         log_a = -jax.nn.softplus(k)  # log(1 - z_t)
         log_b = -jax.nn.softplus(-k) + log_g(u)  # log z_t + log h~_t
-        hs = scan_states(log_a, log_b, carry, resets, log_space)
+        hs = scan_states(log_a, log_b, carry, resets, log_space, valid)
         return finish(hs, carry, p.dtype, return_carries)
 
     return Cell(

@@ -94,13 +94,13 @@ def minlstm(
         d = _log_ratio(kf, ki)
         return {"forget": jax.nn.sigmoid(-d), "input": jax.nn.sigmoid(d)}  # f', i'
 
-    def parallel(params, carry, xs, *, resets=None, return_carries=False):
+    def parallel(params, carry, xs, *, resets=None, return_carries=False, valid=None):
         p = project(params, xs)
         kf, ki, u = jnp.split(p.astype(ACC), 3, axis=-1)
         d = _log_ratio(kf, ki)
         log_a = -jax.nn.softplus(d)  # log f'_t
         log_b = -jax.nn.softplus(-d) + log_g(u)  # log i'_t + log h~_t
-        hs = scan_states(log_a, log_b, carry, resets, log_space)
+        hs = scan_states(log_a, log_b, carry, resets, log_space, valid)
         return finish(hs, carry, p.dtype, return_carries)
 
     return Cell(

@@ -198,23 +198,29 @@ def mlstm(
         h = num / den[..., None]
         return (o * h.reshape(h.shape[:-2] + (H,))).astype(params["w_x"].dtype)
 
+    def output(params, carry, p):
+        """``h_t = o_t * C'^T q_t / (max(|n'^T q_t|, exp(-m_t)) + eps)`` from the new carry."""
+        q, o = p[0], p[3]
+        num = jnp.einsum("...kv,...k->...v", carry.c, q)
+        den = jnp.maximum(jnp.abs(jnp.sum(carry.n * q, axis=-1)), jnp.exp(-carry.m)) + eps
+        return read(params, num, den, o)
+
     def recur(params, carry, p):
-        q, k, v, o, _, _ = p
+        _, k, v, _, _, _ = p
         i, f, m = stabilised_gates(carry, p)
         c = f[..., None, None] * carry.c + i[..., None, None] * k[..., :, None] * v[..., None, :]
         n = f[..., None] * carry.n + i[..., None] * k
-        num = jnp.einsum("...kv,...k->...v", c, q)
-        den = jnp.maximum(jnp.abs(jnp.sum(n * q, axis=-1)), jnp.exp(-m)) + eps
-        return MLSTMCarry(c, n, m), read(params, num, den, o)
+        new = MLSTMCarry(c, n, m)
+        return new, output(params, new, p)
 
-    def parallel(params, carry, xs, *, resets=None, return_carries=False):
+    def parallel(params, carry, xs, *, resets=None, return_carries=False, valid=None):
         q, k, v, o, i_pre, log_f = project(params, xs)
         carry = jax.tree.map(lambda a: a.astype(ACC), carry)
         seqs = (q, k, v, i_pre[..., None], log_f[..., None])
         pads = (0.0, 0.0, 0.0, -jnp.inf, 0.0)  # i = 0, f = 1: padded steps keep the state
         step = mlstm_chunk(carry, xs.ndim - 1, eps)
         h, final, states = chunked.run_heads(
-            step, carry, seqs, pads, resets, chunk_size, return_carries
+            step, carry, seqs, pads, resets, chunk_size, return_carries, valid
         )
         ys = (o * h.reshape(h.shape[:-2] + (H,))).astype(params["w_x"].dtype)
         return (ys, final, states) if return_carries else (ys, final)
@@ -234,4 +240,5 @@ def mlstm(
         name="mlstm",
         parallel=parallel,
         gates=gates,
+        output=output,
     )

@@ -146,10 +146,10 @@ def rglru(
         h = a * h + b
         return h, h.astype(p.dtype)
 
-    def parallel(params, carry, xs, *, resets=None, return_carries=False):
+    def parallel(params, carry, xs, *, resets=None, return_carries=False, valid=None):
         p = project(params, xs)
-        a, b, _, _ = coefficients(params, p)
-        hs = linear_scan(a, b, carry.astype(ACC), resets=resets)
+        a, b, _, _ = coefficients(params, p)  # valid false: r = 0, so a = 1 and b = 0
+        hs = linear_scan(a, b, carry.astype(ACC), resets=resets, valid=valid)
         return finish(hs, carry, p.dtype, return_carries)
 
     def gates(params, carry, p):

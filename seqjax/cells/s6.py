@@ -151,11 +151,12 @@ def s6(
         h = decay * h + drive
         return h, read_out(params, h, p)
 
-    def parallel(params, carry, xs, *, resets=None, return_carries=False):
+    def parallel(params, carry, xs, *, resets=None, return_carries=False, valid=None):
         p = project(params, xs)
-        decay, drive = discretise(params, p)
+        decay, drive = discretise(params, p)  # valid false: Delta = 0, so decay 1 and drive 0
         flat = lambda a: a.reshape(a.shape[:-2] + (H * N,))  # noqa: E731
-        hs = linear_scan(flat(decay), flat(drive), flat(carry.astype(ACC)), resets=resets)
+        h0 = flat(carry.astype(ACC))
+        hs = linear_scan(flat(decay), flat(drive), h0, resets=resets, valid=valid)
         hs = hs.reshape(hs.shape[:-1] + (H, N))
         ys = read_out(params, hs, p)
         final = hs[..., -1, :, :] if hs.shape[-3] else carry
@@ -175,4 +176,5 @@ def s6(
         name="s6",
         parallel=parallel,
         gates=gates,
+        output=read_out,
     )

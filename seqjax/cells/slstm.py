@@ -156,6 +156,7 @@ def slstm(
         recur=recur,
         hidden_size=H,
         name="slstm",
+        output=lambda params, carry, p: carry.h.astype(p.dtype),
         gates=gates,
         recurrent_blocks=recurrent_blocks,
     )
