@@ -25,5 +25,18 @@ def shared_data():
     return SHARED_DATA
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drops JAX's compiled programs after each test file.
+
+    Each XLA:CPU executable holds a few memory mappings for its machine code until it is freed, and
+    JAX's caches keep every executable alive: one process running the whole suite (thousands of
+    compilations) reached Linux's default ``vm.max_map_count`` (65530) and LLVM crashed with a
+    segmentation fault in the next compilation. ``jax.clear_caches()`` releases them.
+    """
+    yield
+    jax.clear_caches()
+
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

@@ -368,7 +368,7 @@ def test_deltanet_matches_fla_naive_recurrence(gated):
     """fla-core's naive PyTorch recurrences (``delta_rule_recurrence``,
     ``naive_recurrent_gated_delta_rule``) from the same q, k, v, beta, alpha and initial state:
     outputs, final state and the gradients w.r.t. all of them."""
-    import torch
+    torch = pytest.importorskip("torch", reason="the reference implementation runs on PyTorch")
 
     name = "gated_deltanet" if gated else "deltanet"
     path = "ops/gated_delta_rule/naive.py" if gated else "ops/delta_rule/naive.py"
@@ -430,7 +430,7 @@ def test_mlstm_matches_xlstm_backends():
     """xlstm's ``recurrent_step_stabilized_simple`` (a loop from our random initial state) and
     ``parallel_stabilized_simple`` (from the zero state): outputs, the stabilised carry
     ``(C', n', m)`` and the gradients w.r.t. parameters, inputs and initial state."""
-    import torch
+    torch = pytest.importorskip("torch", reason="the reference implementation runs on PyTorch")
 
     backends = load_reference("xlstm", "blocks/mlstm/backends.py")
     nh, d = 2, 3
@@ -470,7 +470,7 @@ def test_slstm_matches_xlstm_vanilla(zero_start):
     """xlstm's vanilla (PyTorch) ``slstm_forward`` with our block-diagonal recurrent blocks
     mapped onto its ``R (heads, 4 d, d)``: outputs, carries and gradients, from the zero state
     (where both start the stabiliser at the input gate) and from a random one."""
-    import torch
+    torch = pytest.importorskip("torch", reason="the reference implementation runs on PyTorch")
 
     load_reference("xlstm", "blocks/slstm/src/vanilla/slstm.py")  # skips without torch/xlstm
     vanilla = pytest.importorskip("xlstm.blocks.slstm.src.vanilla", reason="xlstm's sLSTM")

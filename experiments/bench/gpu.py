@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import math
 import os
@@ -153,6 +154,14 @@ def child(library: str, groups: list, args) -> list:
 
 
 def run_child(library: str, groups: list, args) -> list:
+    if library == "torch" and importlib.util.find_spec("torch") is None:
+        why = "torch is not installed (pip install torch)"
+        return [
+            {"group": gi, "name": n, "skipped": why}
+            for gi, g in enumerate(groups)
+            for n in g[4]
+            if contenders.library(n) == library
+        ]
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     spec = json.dumps(

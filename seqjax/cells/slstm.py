@@ -129,8 +129,12 @@ def slstm(
 
     def stabilised(carry, i_pre, f_pre):
         log_f = log_forget(f_pre, forget_gate)
-        m = jnp.where(carry.n == 0, i_pre, jnp.maximum(log_f + carry.m, i_pre))
-        return jnp.exp(i_pre - m), jnp.exp(log_f + carry.m - m), m
+        empty = carry.n == 0  # nothing accumulated yet: the forget gate multiplies zeros
+        m = jnp.where(empty, i_pre, jnp.maximum(log_f + carry.m, i_pre))
+        # At an empty state exp(log_f + m_prev - m) can overflow (inf * 0 = NaN); there it is 0,
+        # with a safe exponent in the branch not taken so that its gradient stays finite.
+        log_f_scaled = jnp.where(empty, 0.0, log_f + carry.m - m)
+        return jnp.exp(i_pre - m), jnp.where(empty, 0.0, jnp.exp(log_f_scaled)), m
 
     def recur(params, carry, p):
         i_pre, f_pre, z_pre, o_pre = pre_activations(params, carry, p)

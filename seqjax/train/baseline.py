@@ -235,7 +235,7 @@ def summary(spec: dict, records: list[dict], metric: str = "accuracy") -> list[s
     """Markdown lines: per group of runs that differ only in :data:`OVER` keys (the folds, the
     seeds), the held-out accuracy's mean ± std (sample std, ``n - 1``) beside the linear
     baseline's on the same splits, their paired difference and how many runs beat it; ``[]``
-    when the grid has none of those keys.
+    when the grid has none of those keys or no finished run has an accuracy.
 
     Example:
       >>> spec = {"runs": [{"overrides": {"data.fold": i}} for i in range(2)]}
@@ -257,6 +257,8 @@ def summary(spec: dict, records: list[dict], metric: str = "accuracy") -> list[s
             f"{k.rpartition('.')[2]}={v}" for k, v in r["overrides"].items() if k not in OVER
         )
         groups.setdefault(name or "all", []).append(_held_out_accuracy(r))
+    if not any(a is not None for rows in groups.values() for _, a, _ in rows):
+        return []  # no accuracy to summarise: a regression task, or nothing finished yet
     lines = [
         f"## Mean ± std over {' and '.join(over)} (held-out accuracy %, the linear baseline "
         f"({NAME}) on the same splits)",

@@ -158,9 +158,12 @@ def _tasks() -> tuple:
     return tasks.names()
 
 
+LISTED = 12  # keys of a group named in the message before "..."
+
+
 def _unknown_key(config, key: str) -> str | None:
-    """``--config.model.cel: no such key; model has cell, ... (did you mean model.cell?)``, or
-    ``None`` when ``key`` exists."""
+    """``--config.model.cel: no such key; did you mean model.cell? ...``, a group's keys when
+    nothing is close, or ``None`` when ``key`` exists."""
     node, path = config, []
     for part in key.split("."):
         if not hasattr(node, "keys"):
@@ -169,8 +172,16 @@ def _unknown_key(config, key: str) -> str | None:
             where = ".".join(path) or "the config"
             choices = sorted(node.keys())
             guess = difflib.get_close_matches(part, choices, n=1)
-            hint = f" (did you mean {'.'.join([*path, guess[0]])}?)" if guess else ""
-            return f"--config.{key}: no such key; {where} has {', '.join(choices)}{hint}"
+            if guess:  # the likely typo first; the whole group is one command away
+                return (
+                    f"--config.{key}: no such key; did you mean {'.'.join([*path, guess[0]])}? "
+                    f"(`seqjax config show CONFIG` lists every key)"
+                )
+            listed = ", ".join(choices[:LISTED]) + (", ..." if len(choices) > LISTED else "")
+            return (
+                f"--config.{key}: no such key; {where} has {listed} "
+                f"(`seqjax config show CONFIG` lists every key)"
+            )
         node = node[part]
         path.append(part)
     return None
