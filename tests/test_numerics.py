@@ -1,6 +1,8 @@
 """Numerical robustness: extreme, constant and very long inputs give finite outputs and
 gradients for every cell, and the losses are stable and float32 even for bfloat16 models."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,16 +17,23 @@ CELLS = tuple(cells.names())
 B, T, D, H = 2, 16, 3, 4
 
 
-def finite_forward_and_grad(name, xs, cell_kwargs=None, **kw):
-    cell = cells.get(name, H, **(cell_kwargs or {}))
-    params = cell.init(jax.random.key(0), xs.shape[-1])
+@functools.cache
+def _value_and_grad(name, cell_kwargs=(), **kw):
+    """The jitted loss and gradient of a cell, compiled once per cell and input shape."""
+    cell = cells.get(name, H, **dict(cell_kwargs))
 
-    def loss(p, x):
-        ys, carry = seqjax.unroll(cell, p, x, **kw)
+    def loss(p, x, lengths):
+        ys, carry = seqjax.unroll(cell, p, x, lengths=lengths, **kw)
         carry_term = sum(jnp.mean(jnp.abs(c)) for c in jax.tree.leaves(carry))  # LRU: complex
         return jnp.mean(jnp.square(ys)) + carry_term
 
-    value, (gp, gx) = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(params, xs)
+    return cell, jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+
+
+def finite_forward_and_grad(name, xs, cell_kwargs=None, lengths=None, **kw):
+    cell, value_and_grad = _value_and_grad(name, tuple(sorted((cell_kwargs or {}).items())), **kw)
+    params = cell.init(jax.random.key(0), xs.shape[-1])
+    value, (gp, gx) = value_and_grad(params, xs, lengths)
     assert np.isfinite(float(value)), (name, float(value))
     for g in jax.tree.leaves((gp, gx)):
         assert np.all(np.isfinite(np.asarray(g))), name

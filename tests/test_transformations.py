@@ -5,7 +5,8 @@ For each cell, every backend that ``backend="auto"`` picks on some platform (``c
 ``tpu``; the choice is a table, so the ones for other platforms run here too) goes through one
 table of transformations, each checked against the same transformation of
 ``backend="sequential"`` (a ``lax.scan`` over ``cell.step`` with plain autodiff);
-the plain ``unroll(...)`` call of this platform runs through the same table.
+the plain ``unroll(...)`` call of this platform runs through the same table. The table runs under
+one ``jax.jit`` per case (users transform under ``jit``); the finite-difference check runs eagerly.
 """
 
 import functools
@@ -66,26 +67,25 @@ CASES = _cases()
 
 @functools.cache
 def _setup(name):
+    """The cell, float32 params, inputs and tangents (NumPy values: no ``jax.random`` call to
+    compile for each new shape)."""
     cell = seqjax.cells.get(name, H)
+    rng = np.random.default_rng(1)
+    normal = lambda a: jnp.asarray(rng.standard_normal(a.shape), jnp.float32)  # noqa: E731
     params = jax.tree.map(lambda a: a.astype(jnp.float32), cell.init(jax.random.key(0), I))
-    k1, k2, k3 = jax.random.split(jax.random.key(1), 3)
-    xs = jax.random.normal(k1, (B, T, I), jnp.float32)
-    keys = iter(jax.random.split(k2, len(jax.tree.leaves(params))))
-    tangents = (
-        jax.tree.map(lambda a: jax.random.normal(next(keys), a.shape, a.dtype), params),
-        jax.random.normal(k3, xs.shape, jnp.float32),
-    )
+    xs = normal(np.empty((B, T, I)))
+    tangents = (jax.tree.map(normal, params), normal(xs))
     return cell, params, xs, tangents
 
 
-def _apply(name, backend, transform):
-    cell, params, xs, tangents = _setup(name)
-    return TRANSFORMS[transform](*_run(cell, backend), params, xs, tangents)
-
-
 @functools.cache
-def _reference(name, transform):
-    return _apply(name, "sequential", transform)
+def _transformed(name, backend):
+    """Every transformation of the table at once, under one ``jax.jit`` (one compilation per
+    case instead of one per transformation and eager op)."""
+    cell, params, xs, tangents = _setup(name)
+    ys_of, loss = _run(cell, backend)
+    every = lambda p, x, t: {k: f(ys_of, loss, p, x, t) for k, f in TRANSFORMS.items()}  # noqa: E731
+    return jax.jit(every)(params, xs, tangents)
 
 
 def test_auto_never_picks_a_path_that_lacks_forward_mode():
@@ -101,14 +101,15 @@ def test_auto_never_picks_a_path_that_lacks_forward_mode():
                     assert picked in ("sequential", "parallel", "fused"), (name, platform, kw)
 
 
-@pytest.mark.parametrize("transform", TRANSFORMS)
 @pytest.mark.parametrize("name, backend", CASES, ids=str)
-def test_transformation_matches_the_sequential_scan(name, backend, transform):
-    got, want = _apply(name, backend, transform), _reference(name, transform)
-    leaves, ref = jax.tree.leaves(got), jax.tree.leaves(want)
-    assert len(leaves) == len(ref) and all(bool(jnp.isfinite(a).all()) for a in leaves)
-    for a, b in zip(leaves, ref, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+def test_transformations_match_the_sequential_scan(name, backend):
+    got, want = _transformed(name, backend), _transformed(name, "sequential")
+    for transform in TRANSFORMS:
+        leaves, ref = jax.tree.leaves(got[transform]), jax.tree.leaves(want[transform])
+        assert len(leaves) == len(ref), transform
+        for a, b in zip(leaves, ref, strict=True):
+            assert bool(jnp.isfinite(a).all()), transform
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=transform)
 
 
 def test_gradient_of_the_default_matches_finite_differences():
