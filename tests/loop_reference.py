@@ -39,3 +39,19 @@ def loop_reference(cell, params, xs, carry0, lengths=None, resets=None, reverse=
         finals.append(c)
         carries_all.append(stack(carries))
     return jnp.stack(ys_all), stack(finals), stack(carries_all)
+
+
+def make_options(spec, shape):
+    """``unroll`` keywords from a spec ``{"lengths": [...], "resets": [[t, ...] per sequence],
+    "reverse": bool}`` for inputs of ``shape = (batch, steps)``."""
+    kw = {}
+    if "lengths" in spec:
+        kw["lengths"] = jnp.array(spec["lengths"])
+    if "resets" in spec:
+        r = np.zeros(shape, bool)
+        for b, ts in enumerate(spec["resets"]):
+            r[b, list(ts)] = True  # some fall past the sequence's end: they must change nothing
+        kw["resets"] = jnp.array(r)
+    if spec.get("reverse"):
+        kw["reverse"] = True
+    return kw

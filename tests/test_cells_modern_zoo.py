@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from loop_reference import loop_reference
+from loop_reference import make_options as _make_options
 
 import seqjax
 
@@ -101,20 +102,6 @@ def jitted(driver, cell, reverse=False, **static):
     return lambda params, xs, carry, **kw: run(params, xs, carry, **kw)
 
 
-def make_options(spec):
-    kw = {}
-    if "lengths" in spec:
-        kw["lengths"] = jnp.array(spec["lengths"])
-    if "resets" in spec:
-        r = np.zeros((B, T), bool)
-        for b, ts in enumerate(spec["resets"]):
-            r[b, list(ts)] = True  # some fall past the sequence's end: they must change nothing
-        kw["resets"] = jnp.array(r)
-    if spec.get("reverse"):
-        kw["reverse"] = True
-    return kw
-
-
 @pytest.mark.parametrize(
     "name", [n if n != "mlstm_exp" else pytest.param(n, marks=pytest.mark.slow) for n in CELLS]
 )
@@ -125,7 +112,7 @@ def test_backends_outputs_and_gradients_with_every_option(name):
     have zero outputs and padded inputs exactly zero gradient."""
     cell, params, xs = setup(name)
     carry0 = random_carry(cell, params, (B,))
-    kw = make_options(OPTIONS["all"])
+    kw = _make_options(OPTIONS["all"], (B, T))
     ref = loop_reference(cell, params, xs, carry0, **kw)
     w = normal(3, (B, T, H))
 
@@ -157,7 +144,7 @@ def test_backends_outputs_and_gradients_with_every_option(name):
 def test_backends_equal_python_loop(name, opts):
     cell, params, xs = setup(name)
     carry0 = random_carry(cell, params, (B,))
-    kw = make_options(OPTIONS[opts])
+    kw = _make_options(OPTIONS[opts], (B, T))
     ref = loop_reference(cell, params, xs, carry0, **kw)
     reverse = kw.pop("reverse", False)
     seq = jitted(seqjax.unroll, cell, reverse, return_carries=True, backend="sequential")
@@ -176,7 +163,7 @@ def test_backends_equal_python_loop(name, opts):
 def test_gradients_agree_between_backends(name, opts, remat):
     cell, params, xs = setup(name)
     carry0 = random_carry(cell, params, (B,))
-    kw = make_options(OPTIONS[opts])
+    kw = _make_options(OPTIONS[opts], (B, T))
     w = normal(3, (B, T, H))
 
     @functools.partial(jax.jit, static_argnums=3)
@@ -249,7 +236,7 @@ def test_parallel_without_valid_gathers_the_last_carry():
         )
     )
     carry0 = random_carry(cell, params, (B,))
-    kw = make_options(OPTIONS["all"])
+    kw = _make_options(OPTIONS["all"], (B, T))
     reverse = kw.pop("reverse")
     ref = loop_reference(cell, params, xs, carry0, reverse=reverse, **kw)
     for return_carries in (False, True):

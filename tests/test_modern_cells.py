@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from loop_reference import loop_reference as reference
+from loop_reference import make_options as _make_options
 
 import seqjax
 from seqjax import scan
@@ -73,26 +74,12 @@ OPTIONS = {
 }
 
 
-def make_options(spec):
-    kw = {}
-    if "lengths" in spec:
-        kw["lengths"] = jnp.array(spec["lengths"])
-    if "resets" in spec:
-        r = np.zeros((B, T), bool)
-        for b, ts in enumerate(spec["resets"]):
-            r[b, list(ts)] = True  # some fall past the sequence's end: they must change nothing
-        kw["resets"] = jnp.array(r)
-    if spec.get("reverse"):
-        kw["reverse"] = True
-    return kw
-
-
 @pytest.mark.parametrize("name", CELLS)
 @pytest.mark.parametrize("opts", OPTIONS)
 def test_parallel_equals_sequential_and_python_loop(name, opts):
     cell, params, xs = setup(name)
     carry0 = random_carry(cell, params, (B,))
-    kw = make_options(OPTIONS[opts])
+    kw = _make_options(OPTIONS[opts], (B, T))
     par = seqjax.parallel(cell, params, xs, carry0, return_carries=True, **kw)
     seq = seqjax.unroll(cell, params, xs, carry0, return_carries=True, backend="sequential", **kw)
     ref = reference(cell, params, xs, carry0, **kw)
@@ -108,7 +95,7 @@ def test_parallel_equals_sequential_and_python_loop(name, opts):
 def test_bfloat16_parallel_equals_python_loop(name, opts):
     cell, params, xs = setup(name, jnp.bfloat16)
     carry0 = random_carry(cell, params, (B,))
-    kw = make_options(OPTIONS[opts])
+    kw = _make_options(OPTIONS[opts], (B, T))
     ys, carry = seqjax.parallel(cell, params, xs, carry0, **kw)
     assert ys.dtype == jnp.bfloat16
     assert carry.dtype == (jnp.complex64 if name.startswith("lru") else jnp.float32)
@@ -122,7 +109,7 @@ def test_bfloat16_parallel_equals_python_loop(name, opts):
 def test_gradients_agree_between_backends(name, opts, remat):
     cell, params, xs = setup(name)
     carry0 = random_carry(cell, params, (B,))
-    kw = make_options(OPTIONS[opts])
+    kw = _make_options(OPTIONS[opts], (B, T))
     w = jax.random.normal(jax.random.key(3), (B, T, H))
 
     def loss(params, xs, carry0, backend):
