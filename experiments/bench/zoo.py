@@ -12,11 +12,12 @@ JAX only: the fair cross-library comparison of LSTM/GRU/Elman is ``fair.py``.
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import time
+
+import report  # experiments/bench/report.py: load average, machine, spread (beside this script)
 
 
 def child(name: str, B: int, T: int, H: int) -> dict:
@@ -80,7 +81,7 @@ def main() -> None:
     import seqjax
 
     names = list(seqjax.cells.names())
-    before = os.getloadavg()
+    before = report.load_average()
     got = {n: [] for n in names}
     info = {}
     for r in range(args.rounds):
@@ -96,10 +97,12 @@ def main() -> None:
             got[name].append(out["ms"])
             info[name] = out
             print(f"{name}: {out['ms']:.2f} ms", file=sys.stderr, flush=True)
-    after = os.getloadavg()
-    print(f"Command: `PYTHONPATH=$PWD python experiments/bench/zoo.py --shape {args.shape} "
-          f"--rounds {args.rounds}`; load average before {tuple(round(v, 2) for v in before)}, "
-          f"after {tuple(round(v, 2) for v in after)}\n")  # fmt: skip
+    after = report.load_average()
+    where = f"{report.machine()}; {report.versions('jax', 'jaxlib', 'optax')}"
+    print(
+        f"Command: `PYTHONPATH=$PWD python experiments/bench/zoo.py --shape {args.shape} "
+        f"--rounds {args.rounds}`; {where}; load average before {before}, after {after}\n"
+    )
     print("| cell | backend (auto) | parameters | train step, ms (median) | spread | compile, s |")
     print("|---|---|---|---|---|---|")
     for name in names:
@@ -108,8 +111,8 @@ def main() -> None:
             print(f"| `{name}` | | | failed | | |")
             continue
         med = statistics.median(ts)
-        spread = (max(ts) - min(ts)) / med
         i = info[name]
+        spread = report.spread(ts)
         print(f"| `{name}` | {i['backend']} | {i['params']} | {med:.2f} | {spread:.0%} | "
               f"{i['compile_s']:.1f} |")  # fmt: skip
 
