@@ -2,6 +2,7 @@
 missing filesystem, and saves that never completed. Each ends in one line and exit status 2 with
 nothing lost (SIGTERM and SIGKILL are in test_crash_safety.py)."""
 
+import asyncio
 import contextlib
 import os
 import pathlib
@@ -9,7 +10,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import types
 
 import pytest
 
@@ -121,6 +124,45 @@ def test_a_failed_save_on_a_full_disk_is_one_line_and_keeps_the_last_checkpoint(
     assert names == ["3", "6"], names  # the partial save is gone, the good ones stay
     monkeypatch.undo()
     assert loop.evaluate_checkpoint(work, which="latest")["step"] == 6
+
+
+def test_closed_loop_reports_of_a_failed_save_are_dropped_and_nothing_else(monkeypatch):
+    """What tensorstore reports when a write of a failed save completes into orbax's closed event
+    loop (an unraisable RuntimeError raised in asyncio, outside the main thread) is dropped; the
+    same error raised elsewhere, or in the main thread, still reaches the previous hook."""
+    seen = []
+
+    def previous(unraisable):
+        tb = unraisable.exc_traceback
+        while tb.tb_next is not None:
+            tb = tb.tb_next
+        seen.append((threading.current_thread().name, tb.tb_frame.f_code.co_name))
+
+    monkeypatch.setattr(sys, "unraisablehook", previous)
+    checkpoint._drop_closed_loop_errors()
+    checkpoint._drop_closed_loop_errors()  # installed once
+    closed = asyncio.new_event_loop()
+    closed.close()
+
+    def report(fn):
+        try:
+            fn()
+        except RuntimeError as e:
+            args = (type(e), e, e.__traceback__, None, None)
+            sys.unraisablehook(types.SimpleNamespace(**dict(zip(UNRAISABLE, args))))
+
+    def elsewhere():
+        raise RuntimeError("Event loop is closed")
+
+    for name, fn in [("asyncio", lambda: closed.call_soon_threadsafe(print)), ("own", elsewhere)]:
+        thread = threading.Thread(target=report, args=(fn,), name=name)
+        thread.start()
+        thread.join()
+    report(lambda: closed.call_soon_threadsafe(print))
+    assert seen == [("own", "elsewhere"), ("MainThread", "_check_closed")]
+
+
+UNRAISABLE = ("exc_type", "exc_value", "exc_traceback", "err_msg", "object")
 
 
 @contextlib.contextmanager

@@ -28,6 +28,9 @@ import gc
 import logging
 import pathlib
 import shutil
+import sys
+import threading
+import time
 import warnings
 from typing import Any, Callable, Optional
 
@@ -82,9 +85,14 @@ def manager(
 class _Held(logging.Filter):
     """Holds back the log records of a save (orbax reports failures of its writer threads on the
     absl logger, and asyncio unretrieved task errors): re-emitted when the save succeeds or fails
-    for a reason that is not the disk's, dropped when a full disk becomes one clear line."""
+    for a reason that is not the disk's, dropped when a full disk becomes one clear line.
 
-    LOGGERS = ("absl", "asyncio")
+    A failed save leaves orbax's writer threads running for a while (they log their own failure
+    after ``save`` has raised): on the way out of a failed save those started during it are joined
+    (for at most ``JOIN_S`` seconds) so that what they log is held too."""
+
+    LOGGERS = ("absl", "asyncio", "concurrent.futures")
+    JOIN_S = 10.0
 
     def __init__(self):
         super().__init__()
@@ -95,11 +103,18 @@ class _Held(logging.Filter):
         return False
 
     def __enter__(self):
+        _drop_closed_loop_errors()
+        self.before = set(threading.enumerate())
         for name in self.LOGGERS:
             logging.getLogger(name).addFilter(self)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, kind, *exc):
+        if kind is not None:
+            deadline = time.monotonic() + self.JOIN_S
+            for thread in set(threading.enumerate()) - self.before:
+                if thread is not threading.current_thread():
+                    thread.join(max(0.0, deadline - time.monotonic()))
         gc.collect()  # failed writer tasks report when collected: into the filter
         for name in self.LOGGERS:
             logging.getLogger(name).removeFilter(self)
@@ -109,6 +124,38 @@ class _Held(logging.Filter):
         for record in self.records:
             logging.getLogger(record.name).handle(record)
         self.records = []
+
+
+def _closed_loop_error(kind, value, tb) -> bool:
+    """``RuntimeError('Event loop is closed')`` raised inside asyncio itself, outside the main
+    thread: tensorstore calling back into the event loop of a save that orbax has already closed
+    after it failed."""
+    if kind is not RuntimeError or str(value) != "Event loop is closed" or tb is None:
+        return False
+    if threading.current_thread() is threading.main_thread():
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return pathlib.Path(tb.tb_frame.f_code.co_filename).parent.name == "asyncio"
+
+
+def _drop_closed_loop_errors() -> None:
+    """Installed by the first save. When a save fails, tensorstore's writes still in flight
+    complete into the event loop that orbax has closed and report a traceback each (through
+    ``sys.unraisablehook``) at random moments, before and after the save raises. They carry
+    nothing (the save's own error is raised): drop exactly those, pass everything else on."""
+    if getattr(sys.unraisablehook, "seqjax_drops_closed_loop", False):
+        return
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if not _closed_loop_error(
+            unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback
+        ):
+            previous(unraisable)
+
+    hook.seqjax_drops_closed_loop = True
+    sys.unraisablehook = hook
 
 
 def save(
