@@ -167,3 +167,38 @@ def test_status_shows_done_failed_running_and_pending(tmp_path):
     assert rows["c"][:2] == ["running", "3/9"] and rows["c"][-1] == "0m04s"  # 6 steps at 1.5/s
     assert rows["d"][:2] == ["pending", "0/9"]
     assert table[-1].startswith("1 done, 1 running, 1 failed, 1 pending")
+
+
+def test_next_run_spreads_programs_then_goes_longest_first(tmp_path):
+    """Tier 0 (the first run of each compiled program) in grid order; then the seed-1 runs,
+    longest program first by the wall time of its seed-0 run; never a run done, failed, tried
+    by this worker or outside the shard."""
+    runs = [
+        {"name": f"{cell}-{seed}", "variant": None, "overrides": {"model.cell": cell, "seed": seed}}
+        for cell in ("elman", "lstm", "gru") for seed in (0, 1)
+    ]  # fmt: skip
+    for r in runs:
+        (tmp_path / "runs" / r["name"]).mkdir(parents=True)
+
+    def finish(name, wall, status="done"):
+        done = tmp_path / "runs" / name / "done.json"
+        done.write_text(json.dumps({"status": status, "wall_s": wall}))
+
+    order, tried = [], set()
+    pick = lambda **kw: sweep_pool.next_run(runs, tmp_path, tried, **kw)  # noqa: E731
+    for wall in (5.0, 30.0, 12.0):  # each finishes before the next pick
+        r = pick()
+        order.append(r["name"])
+        finish(r["name"], wall)
+    assert order == ["elman-0", "lstm-0", "gru-0"]
+    tried.add("lstm-1")  # say this worker tried it (and it failed with --retry_failed)
+    assert pick()["name"] == "gru-1" and pick(retry_failed=True)["name"] == "gru-1"
+    tried.clear()
+    assert pick()["name"] == "lstm-1"  # 30 s before 12 s before 5 s
+    finish("lstm-1", 29.0, status="failed")
+    assert pick()["name"] == "gru-1"
+    assert pick(shard=(0, 2)) is None  # grid indices 0, 2, 4: the seed-0 runs, all done
+    for name in ("gru-1", "elman-1"):
+        finish(name, 1.0)
+    assert pick() is None and pick(retry_failed=True)["name"] == "lstm-1"
+    assert sweep_pool._program(runs[0]) == sweep_pool._program(runs[1])

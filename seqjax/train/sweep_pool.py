@@ -5,8 +5,10 @@ once, one per core, gave 1.8x the throughput of one run on both cores; ``docs/be
 :func:`run_workers` starts ``jobs`` worker processes (``python -m seqjax.train.sweep_pool
 WORKDIR``), each pinned (``os.sched_setaffinity``) to ``threads_per_run`` cores of its own, so
 that XLA sizes its thread pools to that share. Every worker claims the next run it can lock
-(:func:`seqjax.train.sweep.claim`), trains it with its output in ``runs/NAME/train.log``, and goes
-on until no run is left; several sweeps or shards on one directory share the work the same way.
+(:func:`seqjax.train.sweep.claim`, in the order of :func:`next_run`), trains it with its output
+in ``runs/NAME/train.log``, and goes on until no run is left; several sweeps or shards on one
+directory share the work the same way. The workers share JAX's persistent compilation cache in
+``WORKDIR/xla-cache/threads-N``: runs that differ only by seed compile once.
 
 Bitwise reproducibility: XLA's float reductions depend on its thread count, so a run gives the
 same bits only under the same ``threads_per_run``. Every run of a sweep runs under it, whatever
@@ -36,6 +38,7 @@ from seqjax.train import files, preempt, sweep, sweep_results
 from seqjax.train.sweep_results import CONFIG, DONE, SPEC
 
 SMALL_MODEL = 1_000_000  # parameters; at most this: one core per run (the auto --jobs)
+CACHE = "xla-cache"  # WORKDIR/xla-cache/threads-N: the workers' compiled programs
 
 
 def cores() -> list[int]:
@@ -87,9 +90,19 @@ def _child_setup(cores: set) -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _env() -> dict:
+def _env(workdir, threads_per_run: int) -> dict:
+    """A worker's environment: this seqjax first on the path, and JAX's persistent compilation
+    cache in ``WORKDIR/xla-cache/threads-N`` (unless ``JAX_COMPILATION_CACHE_DIR`` is set), so a
+    program compiled for one run is loaded by the runs that differ from it only by seed (about
+    7 s of compilation per run of the adding sweep on one core). Per thread count, since every
+    run of a sweep must get the same bits whatever ``--jobs`` is."""
     root = str(pathlib.Path(__file__).resolve().parents[2])  # the seqjax this process runs
-    return {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    if "JAX_COMPILATION_CACHE_DIR" not in env:
+        cache = pathlib.Path(workdir).absolute() / CACHE / f"threads-{threads_per_run}"
+        env["JAX_COMPILATION_CACHE_DIR"] = str(cache)
+        env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+    return env
 
 
 def run_workers(
@@ -134,7 +147,7 @@ def run_workers(
                     _worker_command(workdir, shard, retry_failed),
                     stdout=out,
                     stderr=subprocess.STDOUT,
-                    env=_env(),
+                    env=_env(workdir, threads_per_run),
                     preexec_fn=lambda cores=mine: _child_setup(cores),
                 ),
                 out,
@@ -264,22 +277,54 @@ def _metric(m: dict) -> str:
 # ----------------------------------------------------------------------------- the worker
 
 
+def _program(run: dict) -> str:
+    """What a run compiles: its overrides without the seeds (a seed changes values, not
+    shapes), so runs that differ only by seed share one compiled program."""
+    kept = {k: v for k, v in run["overrides"].items() if k != "seed" and not k.endswith(".seed")}
+    return json.dumps(sweep_results.json_safe(kept), sort_keys=True)
+
+
+def next_run(runs: list, workdir, tried: set, shard=None, retry_failed: bool = False):
+    """The run a worker claims next, or ``None`` when none is left to it: among the runs of
+    ``shard`` not done, not held by another process and not ``tried`` by this worker, the first
+    of the lowest *tier* (tier k: the k-th run of its compiled program, :func:`_program`).
+
+    So two workers do not compile the same program at once: the later runs of a program find it
+    in the compilation cache. Within a tier above 0 the runs whose program took longest (the
+    wall time of its earlier run) go first, so the sweep ends on short runs and no worker idles
+    long at the end (longest-processing-time-first scheduling)."""
+    workdir = pathlib.Path(workdir)
+    tiers, walls, best = {}, {}, None
+    for i, r in enumerate(runs):
+        program = _program(r)
+        tier = tiers[program] = tiers.get(program, -1) + 1
+        rundir = workdir / "runs" / r["name"]
+        if (rundir / DONE).is_file() and program not in walls:
+            walls[program] = json.loads((rundir / DONE).read_text()).get("wall_s") or 0.0
+        if not sweep.in_shard(i, shard) or r["name"] in tried:
+            continue
+        if sweep._done(rundir, retry_failed) is not None or files.locked_by_another(rundir):
+            continue
+        key = (tier, -walls.get(program, 0.0) if tier else 0.0, i)
+        best = min(best, (key, r)) if best else (key, r)
+    return None if best is None else best[1]
+
+
 def worker(workdir, shard=None, retry_failed: bool = False) -> int:
-    """One worker process: claims and trains runs of ``workdir`` until none is left; exit status
-    0, or 143/130 when stopped by a signal (its run saved)."""
+    """One worker process: claims and trains runs of ``workdir`` (in the order of
+    :func:`next_run`) until none is left; exit status 0, or 143/130 when stopped by a signal
+    (its run saved)."""
     from seqjax.train.loop import train_and_evaluate
 
     workdir = pathlib.Path(workdir)
     spec = json.loads((workdir / SPEC).read_text())
+    tried: set = set()
     with preempt.stop_requests() as stop:
-        for i, r in enumerate(spec["runs"]):
-            if not sweep.in_shard(i, shard):
-                continue
-            rundir = workdir / "runs" / r["name"]
+        while (r := next_run(spec["runs"], workdir, tried, shard, retry_failed)) is not None:
             if stop.signum is not None:
                 return 128 + stop.signum
-            if sweep._done(rundir, retry_failed) is not None or files.locked_by_another(rundir):
-                continue
+            tried.add(r["name"])
+            rundir = workdir / "runs" / r["name"]
             with open(rundir / "train.log", "a", encoding="utf-8") as out:
                 stdout, stderr = sys.stdout, sys.stderr
                 sys.stdout = sys.stderr = out
@@ -295,6 +340,8 @@ def worker(workdir, shard=None, retry_failed: bool = False) -> int:
                     sys.stdout, sys.stderr = stdout, stderr
             if what == "trained":
                 print(f"{r['name']}: {sweep.describe(record)}", flush=True)
+        if stop.signum is not None:
+            return 128 + stop.signum
     return 0
 
 
@@ -309,4 +356,4 @@ if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
 
 
-__all__ = ["SMALL_MODEL", "auto_layout", "cores", "run_workers", "status", "worker"]
+__all__ = ["SMALL_MODEL", "auto_layout", "cores", "next_run", "run_workers", "status", "worker"]
