@@ -1,13 +1,16 @@
 """Compact tables for experiments/vanishing/README.md from the sweeps' results.csv files.
 
-Usage: python experiments/vanishing/summarize.py RUNS_DIR   (RUNS_DIR holds adding/, copy/,
-clipping/ written by the commands in README.md); prints markdown, and copies each sweep's
-results.md and plots into experiments/vanishing/<sweep>/.
+Usage: python experiments/vanishing/summarize.py RUNS_DIR [SWEEP ...]   (RUNS_DIR holds adding/,
+copy/, clipping/ written by the commands in README.md; SWEEP: only these); prints markdown, and
+copies each sweep's results.csv, results.md and plots into experiments/vanishing/<sweep>/, with
+``diagnostics.csv``: every run's per-step gradient diagnostics (``||dL/dh||`` at distances 0, 10
+and the largest, the recurrent matrix's largest singular value) from its ``metrics.jsonl``.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import pathlib
 import shutil
 import sys
@@ -46,15 +49,35 @@ def by_group(rs: list[dict], group, x: str, value) -> str:
     return "\n".join(out)
 
 
-def main(runs: pathlib.Path) -> None:
+def diagnostics(sweep_dir: pathlib.Path, out: pathlib.Path) -> None:
+    """Writes ``out``: one row per run and diagnostics step."""
+    with open(out, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["run", "step", "grad_h_k0", "grad_h_k10", "k_max", "grad_h_kmax", "max_sv"])
+        for run in sorted((sweep_dir / "runs").iterdir()):
+            if not (run / "metrics.jsonl").is_file():
+                continue
+            for line in (run / "metrics.jsonl").read_text().splitlines():
+                m = json.loads(line)
+                if m.get("split") != "diagnostics":
+                    continue
+                g = {int(k.split("=")[1]): v for k, v in m.items() if k.startswith("grad_h/k=")}
+                k = max(g) if g else ""
+                w.writerow([run.name, m["step"], g.get(0), g.get(10), k, g.get(k),
+                            m.get("max_singular_value")])  # fmt: skip
+
+
+def main(runs: pathlib.Path, only=()) -> None:
     variant = lambda r: r["name"].split("-")[0]  # noqa: E731
-    for sweep in ("adding", "copy", "clipping"):
+    for sweep in only or ("adding", "copy", "clipping"):
         src = runs / sweep
         if not (src / "results.csv").is_file():
             continue
         dst = HERE / sweep
         dst.mkdir(exist_ok=True)
-        for name in ("results.md", "final_vs_x.png", "loss_curves.png", "grad_norms.png"):
+        diagnostics(src, dst / "diagnostics.csv")
+        for name in ("results.csv", "results.md", "final_vs_x.png", "loss_curves.png",
+                     "grad_norms.png"):
             if (src / name).is_file():
                 shutil.copyfile(src / name, dst / name)
         rs = rows(src / "results.csv")
@@ -68,7 +91,7 @@ def main(runs: pathlib.Path) -> None:
         elif sweep == "copy":
             val = lambda r: f"{fmt(num(r['loss']))} (acc {fmt(num(r['accuracy']))})"  # noqa
             print(by_group(rs, variant, "data.seq_len", val))
-        else:
+        elif sweep.startswith("clipping"):
             val = lambda r: (
                 (  # noqa: E731
                     "failed" if r["status"] == "failed" else fmt(num(r["mse"]))
@@ -79,4 +102,4 @@ def main(runs: pathlib.Path) -> None:
 
 
 if __name__ == "__main__":
-    main(pathlib.Path(sys.argv[1]))
+    main(pathlib.Path(sys.argv[1]), tuple(sys.argv[2:]))
