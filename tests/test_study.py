@@ -36,3 +36,32 @@ def test_the_smoke_study_runs_end_to_end(study, tmp_path):
     assert {"solved_step", "to_solve", "decay_init", "decay_final"} <= set(header)
     assert json.loads((tmp_path / "sweep.json").read_text())["runs"]
     assert (tmp_path / "final_vs_x.png").is_file()
+
+
+def _rows(name):
+    import csv
+
+    path = ROOT / "experiments" / "vanishing" / name / "results.csv"
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_committed_clipping_results_back_the_readme_summary():
+    """The claims of experiments/vanishing/README.md's summary for study 3, from the committed
+    results.csv files (3 seeds each): unclipped runs at lr >= 0.1 diverge, clipped runs finish,
+    and at lr 0.1 a norm threshold of 0.1 gives the lr-0.01 regime where value clipping does not."""
+    runs = _rows("clipping")
+    assert len(runs) == 27 and {r["seed"] for r in runs} == {"0", "1", "2"}
+    for r in runs:
+        unclipped_high = r["optim.clip"] == "none" and float(r["optim.learning_rate"]) >= 0.1
+        assert (r["status"] == "failed") == unclipped_high, r["name"]
+        if unclipped_high:
+            assert int(r["step"]) <= 22 and "not finite" in r["reason"]
+    test = {(r["optim.clip"], r["seed"]): r for r in _rows("clipping_threshold01")}
+    low = {r["seed"]: r for r in runs if r["optim.clip"] == "global_norm"
+           and float(r["optim.learning_rate"]) == 0.01}  # fmt: skip
+    for seed in "012":
+        norm, value = test[("global_norm", seed)], test[("value", seed)]
+        assert float(norm["mse"]) < 0.17 and float(norm["max_sv_final"]) < 1.6
+        assert float(low[seed]["max_sv_final"]) < 1.6
+        assert float(value["mse"]) > 0.2 and float(value["max_sv_final"]) > 10
