@@ -8,6 +8,10 @@ images.
 Launch:
   seqjax sweep --config configs/study/digits.py --workdir runs/study/digits --jobs 2
   seqjax sweep --config configs/study/digits.py:smoke --workdir /tmp/study_digits   # seconds
+  seqjax sweep --config configs/study/digits.py:cells=indrnn --config.model.num_layers=4 \
+      --workdir runs/study/digits_indrnn4                                          # deeper IndRNN
+
+Presets: ``smoke``; ``steps=N``; ``cells=lstm/gru/...`` (slash-separated variant names).
 
 Reference points (permuted MNIST): Le et al. 2015 (IRNN 82%, LSTM 88%), Li et al. 2018 (IndRNN
 96%), Lezcano-Casado & Martinez-Rubio 2019 (expRNN 96.2%).
@@ -24,7 +28,7 @@ CELLS = ("lstm", "gru", "irnn", "indrnn", "exprnn", "lru")
 
 
 def get_config(arg=None):
-    arg = parse_arg(arg, smoke=False, steps=3000)
+    arg = parse_arg(arg, smoke=False, steps=3000, cells="/".join(CELLS))
     table = common["variants"](64)
     table["irnn"] = (*table["irnn"], ("optim.learning_rate", 1e-3))
     c = common["base"](100)
@@ -37,7 +41,7 @@ def get_config(arg=None):
     c.train.checkpoint_every = 500
     c.train.log_every = 100
     c.sweep = dict(
-        variants=common["pick"](table, CELLS),
+        variants=common["pick"](table, arg.cells.split("/")),
         grid=(("seed", (0, 1, 2)),),
         x="seed",
     )
