@@ -10,7 +10,6 @@ and the largest, the recurrent matrix's largest singular value) from its ``metri
 from __future__ import annotations
 
 import csv
-import json
 import pathlib
 import shutil
 import sys
@@ -51,16 +50,13 @@ def by_group(rs: list[dict], group, x: str, value) -> str:
 
 def diagnostics(sweep_dir: pathlib.Path, out: pathlib.Path) -> None:
     """Writes ``out``: one row per run and diagnostics step."""
+    from seqjax.train.files import read_metrics
+
     with open(out, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["run", "step", "grad_h_k0", "grad_h_k10", "k_max", "grad_h_kmax", "max_sv"])
         for run in sorted((sweep_dir / "runs").iterdir()):
-            if not (run / "metrics.jsonl").is_file():
-                continue
-            for line in (run / "metrics.jsonl").read_text().splitlines():
-                m = json.loads(line)
-                if m.get("split") != "diagnostics":
-                    continue
+            for m in read_metrics(run, "diagnostics"):
                 g = {int(k.split("=")[1]): v for k, v in m.items() if k.startswith("grad_h/k=")}
                 k = max(g) if g else ""
                 w.writerow([run.name, m["step"], g.get(0), g.get(10), k, g.get(k),

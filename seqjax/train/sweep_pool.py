@@ -1,7 +1,8 @@
 """``seqjax sweep --jobs N``: runs in worker processes, each pinned to its own cores; the status.
 
-A sweep is many small runs. On a CPU the lever is processes, not ``vmap`` (measured: two runs at
-once, one per core, gave 1.8x the throughput of one run on both cores; ``docs/benchmarks.md``).
+A sweep is many small runs. On a CPU the lever is processes, not ``vmap`` (measured on 2 cores:
+the adding sweep's 24 runs took 240 s with two workers of one core against 422 s one at a time on
+both cores, 1.76x; ``docs/benchmarks.md``).
 :func:`run_workers` starts ``jobs`` worker processes (``python -m seqjax.train.sweep_pool
 WORKDIR``), each pinned (``os.sched_setaffinity``) to ``threads_per_run`` cores of its own, so
 that XLA sizes its thread pools to that share. Every worker claims the next run it can lock
@@ -294,7 +295,7 @@ def next_run(runs: list, workdir, tried: set, shard=None, retry_failed: bool = F
     wall time of its earlier run) go first, so the sweep ends on short runs and no worker idles
     long at the end (longest-processing-time-first scheduling)."""
     workdir = pathlib.Path(workdir)
-    tiers, walls, best = {}, {}, None
+    tiers, walls, candidates = {}, {}, []
     for i, r in enumerate(runs):
         program = _program(r)
         tier = tiers[program] = tiers.get(program, -1) + 1
@@ -305,9 +306,13 @@ def next_run(runs: list, workdir, tried: set, shard=None, retry_failed: bool = F
             continue
         if sweep._done(rundir, retry_failed) is not None or files.locked_by_another(rundir):
             continue
-        key = (tier, -walls.get(program, 0.0) if tier else 0.0, i)
-        best = min(best, (key, r)) if best else (key, r)
-    return None if best is None else best[1]
+        candidates.append((tier, program, i, r))
+    if not candidates:
+        return None
+    tier, program, i, r = min(  # tier, then (above tier 0) the longest program, then grid order
+        candidates, key=lambda c: (c[0], -walls.get(c[1], 0.0) if c[0] else 0.0, c[2])
+    )
+    return r
 
 
 def worker(workdir, shard=None, retry_failed: bool = False) -> int:
