@@ -4,6 +4,7 @@ nothing lost (SIGTERM and SIGKILL are in test_crash_safety.py)."""
 
 import asyncio
 import contextlib
+import logging
 import os
 import pathlib
 import signal
@@ -162,6 +163,42 @@ def test_closed_loop_reports_of_a_failed_save_are_dropped_and_nothing_else(monke
     assert seen == [("own", "elsewhere"), ("MainThread", "_check_closed")]
 
 
+def test_late_oserrors_of_a_failed_save_are_dropped_and_nothing_else(caplog):
+    log = logging.getLogger("asyncio")
+    before = list(log.filters)
+    log.filters[:] = [f for f in before if not isinstance(f, checkpoint._LateWriteErrors)]
+    try:
+        checkpoint.quiet_late_write_errors()
+        checkpoint.quiet_late_write_errors()  # installed once
+        assert sum(isinstance(f, checkpoint._LateWriteErrors) for f in log.filters) == 1
+
+        def late(exc):
+            try:
+                raise exc
+            except BaseException as e:
+                info = (type(e), e, e.__traceback__)
+            log.error("Future exception was never retrieved\nfuture: <Future>", exc_info=info)
+
+        def chained():
+            try:
+                raise OSError(28, "No space left on device")
+            except OSError:
+                raise RuntimeError("while writing")
+
+        with caplog.at_level(logging.ERROR, logger="asyncio"):
+            late(OSError(28, "No space left on device"))
+            try:
+                chained()
+            except RuntimeError as e:
+                late(e)
+            late(ValueError("a bug"))
+            log.error("something else", exc_info=(OSError, OSError(5, "io"), None))
+        kept = [r.getMessage().splitlines()[0] for r in caplog.records]
+        assert kept == ["Future exception was never retrieved", "something else"]
+    finally:
+        log.filters[:] = before
+
+
 UNRAISABLE = ("exc_type", "exc_value", "exc_traceback", "err_msg", "object")
 
 
@@ -196,7 +233,8 @@ def test_disk_full_on_a_real_small_filesystem():
         err = [line for line in done.stderr.splitlines() if line.strip()]
         assert len(err) == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
         assert f"--workdir={work}" in err[0] and "KiB free" in err[0], err[0]
-        assert not list((work / "checkpoints").glob("*tmp*")), "partial files left"
+        left = [str(p.relative_to(work)) for p in (work / "checkpoints").rglob("*tmp*")]
+        assert not left, f"partial files left: {left}"
         kept = sorted(int(p.name) for p in (work / "checkpoints").iterdir())
         assert kept and f"(step {kept[-1]}) is kept" in err[0]
     # (the tmpfs is gone now: the check that the kept checkpoint reads is the injected test's)

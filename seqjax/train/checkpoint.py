@@ -158,6 +158,31 @@ def _drop_closed_loop_errors() -> None:
     sys.unraisablehook = hook
 
 
+class _LateWriteErrors(logging.Filter):
+    """Drops asyncio's "exception was never retrieved" records whose exception is an ``OSError``:
+    after a save failed for the disk's reason, writes of that save still in flight fail the same
+    way and are collected at any later moment (down to interpreter exit), after the one line that
+    already said what happened. Every other record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "was never retrieved" not in str(record.msg) or not record.exc_info:
+            return True
+        exc, seen = record.exc_info[1], set()
+        while exc is not None and id(exc) not in seen:  # the error and what it was raised from
+            if isinstance(exc, OSError):
+                return False
+            seen.add(id(exc))
+            exc = exc.__cause__ or exc.__context__
+        return True
+
+
+def quiet_late_write_errors() -> None:
+    """Called once a failed save became one clear line (a full, read-only or vanished disk)."""
+    log = logging.getLogger("asyncio")
+    if not any(isinstance(f, _LateWriteErrors) for f in log.filters):
+        log.addFilter(_LateWriteErrors())
+
+
 def save(
     mngr: ocp.CheckpointManager, step: int, state: Any, rng: jax.Array, meta: dict, metrics: dict
 ) -> None:
@@ -182,22 +207,30 @@ def save(
     held.release()
 
 
-def remove_incomplete(directory, *, quiet_failures: bool = False) -> list[str]:
+def remove_incomplete(directory, *, quiet_failures: bool = False, retry_s: float = 0.0) -> list:
     """Deletes the temporary directories of saves that never completed (``<step>.orbax-checkpoint-
     tmp*``: a process killed in the middle of a save, or a full disk); returns their names. They
-    are never a checkpoint: orbax only lists what it renamed into place."""
+    are never a checkpoint: orbax only lists what it renamed into place.
+
+    ``retry_s``: after a failed save, writes still in flight can add files while a directory is
+    being deleted (its deletion then fails): try again for up to this many seconds."""
     directory = pathlib.Path(directory)
-    if not directory.is_dir():
-        return []
-    removed = []
-    for path in sorted(directory.glob("*.orbax-checkpoint-tmp*")):
-        try:
-            shutil.rmtree(path)
-        except OSError:
-            if not quiet_failures:
-                raise
-            continue
-        removed.append(path.name)
+    removed: list = []
+    deadline = time.monotonic() + retry_s
+    while directory.is_dir():
+        left = sorted(directory.glob("*.orbax-checkpoint-tmp*"))
+        for path in left:
+            try:
+                shutil.rmtree(path)
+            except OSError:
+                if not quiet_failures and time.monotonic() >= deadline:
+                    raise
+                continue
+            if path.name not in removed:
+                removed.append(path.name)
+        if not any(p.exists() for p in left) or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
     return removed
 
 

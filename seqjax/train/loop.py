@@ -325,7 +325,8 @@ def _run(
                 if hasattr(e, "held_logs"):
                     e.held_logs.release()
                 raise
-            checkpoint.remove_incomplete(mngr.directory, quiet_failures=True)
+            checkpoint.remove_incomplete(mngr.directory, quiet_failures=True, retry_s=5.0)
+            checkpoint.quiet_late_write_errors()
             kept = f"step {last_saved}" if last_saved is not None else "none was saved yet"
             raise UserError(
                 f"--workdir={mngr.directory.parent}: {problem} while saving the checkpoint of "
