@@ -36,8 +36,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 CONFIG = str(ROOT / "configs" / "synthetic" / "adding.py")
 NUM_STEPS = 300
 EVERY = 10  # checkpoint interval
-TRIALS = 12
-SAVE_KILLS = 5  # trials that kill during a save (the others: random delay)
+TRIALS = 8
+SAVE_KILLS = 4  # trials that kill during a save (the others: random delay)
 SAVE_DELAY = 0.25  # seconds each save waits before committing
 SLOW_COMMIT = ROOT / "tests" / "helpers" / "slow_commit.py"
 
@@ -174,7 +174,7 @@ def test_sigkill_at_random_moments_resumes_bitwise(tmp_path):
     assert start % EVERY == 0 and reached - EVERY <= start <= reached
     repeated.append(reached - start)
 
-    assert kills >= 10 and kills_in_save >= 3, (kills, kills_in_save)
+    assert kills >= TRIALS - 2 and kills_in_save >= SAVE_KILLS - 1, (kills, kills_in_save)
     steps = train_steps(work)
     assert sorted(set(steps)) == list(range(1, NUM_STEPS + 1))
     ref_params, params = final_params(ref), final_params(work)
@@ -189,8 +189,8 @@ def test_sigkill_at_random_moments_resumes_bitwise(tmp_path):
 
 # ---- SIGTERM (preemption): the current step is saved, a restart loses no step ----
 
-SIGTERM_TRIALS = 10
-SIGTERM_IN_SAVE = 4
+SIGTERM_TRIALS = 7
+SIGTERM_IN_SAVE = 3
 
 
 def stopped_at(text):
@@ -265,7 +265,8 @@ def test_sigterm_at_random_moments_saves_the_step_and_loses_none(tmp_path):
     done = subprocess.run(command(work), env=env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert resumed_from(None, done.stdout + done.stderr) == expected_start
-    assert stops >= SIGTERM_TRIALS - 1 and stops_in_save >= 3, (stops, stops_in_save)
+    assert stops >= SIGTERM_TRIALS - 1, (stops, stops_in_save)
+    assert stops_in_save >= SIGTERM_IN_SAVE - 1, (stops, stops_in_save)
     steps = train_steps(work)
     assert sorted(steps) == list(range(1, NUM_STEPS + 1)), "a step was lost or repeated"
     for a, b in zip(

@@ -182,8 +182,8 @@ def test_late_oserrors_of_a_failed_save_are_dropped_and_nothing_else(caplog):
         def chained():
             try:
                 raise OSError(28, "No space left on device")
-            except OSError:
-                raise RuntimeError("while writing")
+            except OSError as e:
+                raise RuntimeError("while writing") from e
 
         with caplog.at_level(logging.ERROR, logger="asyncio"):
             late(OSError(28, "No space left on device"))
