@@ -63,6 +63,39 @@ def diagnostics(sweep_dir: pathlib.Path, out: pathlib.Path) -> None:
                             m.get("max_singular_value")])  # fmt: skip
 
 
+def spread(values: list) -> str:
+    """'median (min-max)' of the finite values, with 'k/n' when some runs never got there."""
+    got = sorted(v for v in values if v == v)
+    if not got:
+        return f"never (0/{len(values)})"
+    mid = got[len(got) // 2] if len(got) % 2 else (got[len(got) // 2 - 1] + got[len(got) // 2]) / 2
+    text = f"{mid:.0f} ({got[0]:.0f}-{got[-1]:.0f})" if len(got) > 1 else f"{got[0]:.0f}"
+    return text if len(got) == len(values) else f"{text}, {len(got)}/{len(values)}"
+
+
+def copy_table(sweep_dir: pathlib.Path, rs: list[dict], variant) -> str:
+    """Per cell and T: solved k/n (loss below a tenth of the memoryless baseline) with the
+    median (range) step it took, and the first validation step below the baseline itself."""
+    from seqjax.train.files import read_metrics
+
+    groups = defaultdict(list)
+    for r in rs:
+        groups[(variant(r), int(r["data.seq_len"]))].append(r)
+    head = "| cell | T | solved | steps to solve | first step under baseline | final / baseline |"
+    out = [head, "|---|---|---|---|---|---|"]
+    for (cell, t), runs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        solved = [num(r["solved_step"]) for r in runs]
+        below, ratio = [], []
+        for r in runs:
+            val = read_metrics(sweep_dir / "runs" / r["name"], "validation")
+            below.append(next((m["step"] for m in val if m["loss"] < m["baseline"]), float("nan")))
+            ratio.append(f"{val[-1]['loss'] / val[-1]['baseline']:.2f}" if val else "-")
+        k = sum(v == v for v in solved)
+        out.append(f"| {cell} | {t} | {k}/{len(runs)} | {spread(solved) if k else '-'} | "
+                   f"{spread(below)} | {', '.join(ratio)} |")  # fmt: skip
+    return "\n".join(out)
+
+
 def main(runs: pathlib.Path, only=()) -> None:
     variant = lambda r: r["name"].split("-")[0]  # noqa: E731
     for sweep in only or ("adding", "copy", "clipping"):
@@ -87,6 +120,8 @@ def main(runs: pathlib.Path, only=()) -> None:
         elif sweep == "copy":
             val = lambda r: f"{fmt(num(r['loss']))} (acc {fmt(num(r['accuracy']))})"  # noqa
             print(by_group(rs, variant, "data.seq_len", val))
+            print()
+            print(copy_table(src, rs, variant))
         elif sweep.startswith("clipping"):
             val = lambda r: (
                 (  # noqa: E731
