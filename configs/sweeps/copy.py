@@ -12,8 +12,9 @@ Launch:
 
 Presets: ``smoke``, ``small`` (experiments/vanishing).
 
-Expected result: both variants drop to the baseline quickly; the chrono-initialised LSTM leaves
-it first (Tallec & Ollivier 2018, Fig. 3). What we measured is in experiments/vanishing/README.md.
+The paper's result: both variants drop to the baseline quickly; the chrono-initialised LSTM
+leaves it first (Tallec & Ollivier 2018, Fig. 3). The study at scale is configs/study/copy.py; what
+we measured (chrono leaves it later, ends lower) is in experiments/vanishing/README.md, section 3.
 """
 
 import pathlib
