@@ -65,3 +65,26 @@ def test_committed_clipping_results_back_the_readme_summary():
         assert float(norm["mse"]) < 0.17 and float(norm["max_sv_final"]) < 1.6
         assert float(low[seed]["max_sv_final"]) < 1.6
         assert float(value["mse"]) > 0.2 and float(value["max_sv_final"]) > 10
+
+
+def test_committed_copy_results_back_the_readme_summary():
+    """Study 2's claims in experiments/vanishing/README.md, from the committed results.csv files:
+    expRNN ends far under the memoryless baseline and the gated cells near it, nothing solves in
+    4000 steps, chrono ends above forget bias 1 at 4000 steps and below it at 8000 (T=100)."""
+    ratio = lambda r: float(r["loss"]) / float(r["baseline"])  # noqa: E731
+    runs = {(r["name"].split("-")[0], r["data.seq_len"], r["seed"]): r for r in _rows("copy")}
+    assert len(runs) == 30 and {k[2] for k in runs} == {"0", "1", "2"}
+    for (cell, t, seed), r in runs.items():
+        assert r["status"] == "done" and r["step"] == "4000" and not r["solved_step"], r["name"]
+        if cell == "exprnn":
+            assert ratio(r) < 0.4, r["name"]
+        else:
+            assert 0.8 < ratio(r) < 1.02, r["name"]
+        if cell == "lstm_chrono":
+            assert ratio(r) > ratio(runs[("lstm", t, seed)]), r["name"]
+    longer = {(r["name"].split("-")[0], r["seed"]): r for r in _rows("copy_8000")
+              if r["data.seq_len"] == "100" and r["name"].startswith("lstm")}  # fmt: skip
+    for seed in "012":
+        chrono, lstm = longer[("lstm_chrono", seed)], longer[("lstm", seed)]
+        assert chrono["step"] == lstm["step"] == "8000"
+        assert ratio(chrono) < 0.8 < ratio(lstm) < 0.85, seed
