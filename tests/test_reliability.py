@@ -95,6 +95,33 @@ def test_an_unfinished_save_is_removed_with_a_note(tmp_path, capsys):
     assert not junk.exists()
 
 
+def test_a_partial_save_still_being_written_is_deleted_on_a_retry(tmp_path, monkeypatch):
+    """In-flight writes add a file while the directory is deleted: the first deletion fails
+    (as rmtree does with ENOTEMPTY), the retry removes it; without retry_s it is left (quietly)."""
+    real, calls = checkpoint.shutil.rmtree, []
+
+    def racing(path, *a, **k):
+        calls.append(path)
+        if len(calls) % 2:  # every first try meets a file that appeared meanwhile
+            raise OSError(39, "Directory not empty", str(path))
+        real(path, *a, **k)
+
+    monkeypatch.setattr(checkpoint.shutil, "rmtree", racing)
+    keep = tmp_path / "5"
+    keep.mkdir()
+    for retry_s, left in ((0.0, True), (5.0, False)):
+        calls.clear()
+        part = tmp_path / "9.orbax-checkpoint-tmp-1"
+        part.mkdir(exist_ok=True)
+        removed = checkpoint.remove_incomplete(tmp_path, quiet_failures=True, retry_s=retry_s)
+        assert part.exists() == left and removed == ([] if left else [part.name])
+    assert keep.is_dir()  # a committed checkpoint is never touched
+    part.mkdir()
+    calls.clear()
+    with pytest.raises(OSError):
+        checkpoint.remove_incomplete(tmp_path)  # not quiet, no retry: the error is raised
+
+
 def test_a_failed_save_on_a_full_disk_is_one_line_and_keeps_the_last_checkpoint(
     tmp_path, monkeypatch
 ):

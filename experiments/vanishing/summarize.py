@@ -3,8 +3,9 @@
 Usage: python experiments/vanishing/summarize.py RUNS_DIR [SWEEP ...]   (RUNS_DIR holds adding/,
 copy/, clipping/ written by the commands in README.md; SWEEP: only these); prints markdown, and
 copies each sweep's results.csv, results.md and plots into experiments/vanishing/<sweep>/, with
-``diagnostics.csv``: every run's per-step gradient diagnostics (``||dL/dh||`` at distances 0, 10
-and the largest, the recurrent matrix's largest singular value) from its ``metrics.jsonl``.
+``diagnostics.csv`` where a sweep logged diagnostics: every run's per-step gradient diagnostics
+(``||dL/dh||`` at distances 0, 10 and the largest, the recurrent matrix's largest singular value)
+from its ``metrics.jsonl``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import csv
 import pathlib
 import shutil
+import statistics
 import sys
 from collections import defaultdict
 
@@ -49,18 +51,22 @@ def by_group(rs: list[dict], group, x: str, value) -> str:
 
 
 def diagnostics(sweep_dir: pathlib.Path, out: pathlib.Path) -> None:
-    """Writes ``out``: one row per run and diagnostics step."""
+    """Writes ``out``: one row per run and diagnostics step (no file when no run logged any)."""
     from seqjax.train.files import read_metrics
 
-    with open(out, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["run", "step", "grad_h_k0", "grad_h_k10", "k_max", "grad_h_kmax", "max_sv"])
-        for run in sorted((sweep_dir / "runs").iterdir()):
-            for m in read_metrics(run, "diagnostics"):
-                g = {int(k.split("=")[1]): v for k, v in m.items() if k.startswith("grad_h/k=")}
-                k = max(g) if g else ""
-                w.writerow([run.name, m["step"], g.get(0), g.get(10), k, g.get(k),
-                            m.get("max_singular_value")])  # fmt: skip
+    table = []
+    for run in sorted((sweep_dir / "runs").iterdir()):
+        for m in read_metrics(run, "diagnostics"):
+            g = {int(k.split("=")[1]): v for k, v in m.items() if k.startswith("grad_h/k=")}
+            k = max(g) if g else ""
+            table.append([run.name, m["step"], g.get(0), g.get(10), k, g.get(k),
+                          m.get("max_singular_value")])  # fmt: skip
+    out.unlink(missing_ok=True)
+    if table:
+        with open(out, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["run", "step", "grad_h_k0", "grad_h_k10", "k_max", "grad_h_kmax", "max_sv"])
+            w.writerows(table)
 
 
 def spread(values: list) -> str:
@@ -68,7 +74,7 @@ def spread(values: list) -> str:
     got = sorted(v for v in values if v == v)
     if not got:
         return f"never (0/{len(values)})"
-    mid = got[len(got) // 2] if len(got) % 2 else (got[len(got) // 2 - 1] + got[len(got) // 2]) / 2
+    mid = statistics.median(got)
     text = f"{mid:.0f} ({got[0]:.0f}-{got[-1]:.0f})" if len(got) > 1 else f"{got[0]:.0f}"
     return text if len(got) == len(values) else f"{text}, {len(got)}/{len(values)}"
 
