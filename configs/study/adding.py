@@ -11,7 +11,13 @@ Launch (about 2 h 15 min on 2 cores with --jobs 2, measured: experiments/vanishi
   seqjax sweep --config configs/study/adding.py --workdir runs/study/adding --jobs 2
   seqjax sweep --config configs/study/adding.py:smoke --workdir /tmp/study_adding   # seconds
 
-Presets: ``smoke``; ``seq_lens=100/200/400`` (the Ts, slash-separated); ``steps=N``.
+Presets: ``smoke``; ``seq_lens=100/200/400`` (the Ts, slash-separated); ``steps=N``;
+``t_max=N``, the longest dependency that chrono and IndRNN are set up for (default: the largest
+T). A sweep cut into stages keeps its runs' configs with the full ``t_max``, so the later stage
+adds runs instead of rewriting the earlier ones::
+
+  seqjax sweep --config configs/study/adding.py:seq_lens=100/200,t_max=400 --workdir DIR --jobs 2
+  seqjax sweep --config configs/study/adding.py --workdir DIR --jobs 2   # adds T=400
 
 Reference points: Le et al. 2015 report IRNN and LSTM solving T up to 400; Arjovsky et al. 2016
 report LSTM solving T=750 while the tanh RNN does not; chrono init speeds the LSTM up at T=200
@@ -41,9 +47,9 @@ IRNN_RATES = (1e-2, 1e-3)
 
 
 def get_config(arg=None):
-    arg = parse_arg(arg, smoke=False, seq_lens="100/200/400", steps=3000)
+    arg = parse_arg(arg, smoke=False, seq_lens="100/200/400", steps=3000, t_max=0)
     seq_lens = tuple(int(t) for t in arg.seq_lens.split("/"))
-    table = common["variants"](max(seq_lens))
+    table = common["variants"](arg.t_max or max(seq_lens))
     c = common["base"](100)
     c.data.name = "adding"
     c.data.seq_len = seq_lens[0]
