@@ -36,6 +36,43 @@ def test_the_smoke_study_runs_end_to_end(study, tmp_path):
     assert {"solved_step", "to_solve", "decay_init", "decay_final"} <= set(header)
     assert json.loads((tmp_path / "sweep.json").read_text())["runs"]
     assert (tmp_path / "final_vs_x.png").is_file()
+    if study == "adding":  # study 5's outputs from the same smoke sweep
+        _study5_outputs_match_the_runs(tmp_path, records)
+
+
+def _summarize():
+    import importlib.util
+
+    path = ROOT / "experiments" / "vanishing" / "summarize.py"
+    spec = importlib.util.spec_from_file_location("summarize", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _study5_outputs_match_the_runs(sweep_dir, records):
+    import csv
+
+    out = sweep_dir / "study5"
+    _summarize().distance(sweep_dir.parent, [sweep_dir.name], into=out)
+    assert (out / sweep_dir.name / "grad_vs_distance.png").is_file()
+    with open(out / sweep_dir.name / "grad_norms.csv") as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == 2 * len(records)  # init and final for every run
+    for row in table:
+        norms = json.loads((sweep_dir / "runs" / row["run"] / "grad_norms.json").read_text())
+        g = norms[row["when"]]["grad_h"]
+        assert float(row["k=0"]) == pytest.approx(g[0]) and float(row["k=5"]) == pytest.approx(g[5])
+        assert row["k=7"] == ""  # beyond T (6 + the readout step)
+        assert float(row["decay_rate"]) == pytest.approx(norms[row["when"]]["decay_rate"])
+
+
+def test_the_study5_fit_recovers_a_geometric_decay():
+    """The dotted line of the figure: C r^k fitted over k >= 1 (k = 0 holds the readout's direct
+    term), stopping at the first norm that underflowed to 0."""
+    g = [9.0] + [2.5 * 0.93**k for k in range(1, 40)] + [0.0, 0.0]
+    c, r = _summarize()._fit(g)
+    assert c == pytest.approx(2.5) and r == pytest.approx(0.93)
 
 
 def _rows(name):

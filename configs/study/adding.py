@@ -12,7 +12,7 @@ Launch (about 2 h 15 min on 2 cores with --jobs 2, measured: experiments/vanishi
   seqjax sweep --config configs/study/adding.py:smoke --workdir /tmp/study_adding   # seconds
 
 Presets: ``smoke``; ``seq_lens=100/200/400`` (the Ts, slash-separated); ``steps=N``;
-``t_max=N``, the longest dependency that chrono and IndRNN are set up for (default: the largest
+``cells=gru/lstm_chrono`` (only these variants); ``t_max=N``, the longest dependency that chrono and IndRNN are set up for (default: the largest
 T). A sweep cut into stages keeps its runs' configs with the full ``t_max``, so the later stage
 adds runs instead of rewriting the earlier ones::
 
@@ -27,6 +27,7 @@ and 750 (Tallec & Ollivier 2018).
 import pathlib
 import runpy
 
+from seqjax.errors import UserError
 from seqjax.train.config import parse_arg
 
 common = runpy.run_path(str(pathlib.Path(__file__).resolve().parent / "common.py"))
@@ -47,7 +48,7 @@ IRNN_RATES = (1e-2, 1e-3)
 
 
 def get_config(arg=None):
-    arg = parse_arg(arg, smoke=False, seq_lens="100/200/400", steps=3000, t_max=0)
+    arg = parse_arg(arg, smoke=False, seq_lens="100/200/400", steps=3000, t_max=0, cells="")
     seq_lens = tuple(int(t) for t in arg.seq_lens.split("/"))
     table = common["variants"](arg.t_max or max(seq_lens))
     c = common["base"](100)
@@ -65,6 +66,13 @@ def get_config(arg=None):
                 variants.append((f"irnn_lr{lr:g}", (*table["irnn"], ("optim.learning_rate", lr))))
         else:
             variants.append((name, table[name]))
+    if arg.cells:
+        keep = arg.cells.split("/")
+        unknown = [n for n in keep if n not in {v[0] for v in variants}]
+        if unknown:
+            raise UserError(f"preset cells={arg.cells!r}: {unknown[0]!r} is not one of "
+                            f"{'/'.join(v[0] for v in variants)}")  # fmt: skip
+        variants = [v for v in variants if v[0] in keep]
     c.sweep = dict(
         variants=tuple(variants),
         grid=(("data.seq_len", seq_lens), ("seed", (0, 1, 2))),
