@@ -125,3 +125,29 @@ def test_committed_copy_results_back_the_readme_summary():
         chrono, lstm = longer[("lstm_chrono", seed)], longer[("lstm", seed)]
         assert chrono["step"] == lstm["step"] == "8000"
         assert ratio(chrono) < 0.8 < ratio(lstm) < 0.85, seed
+
+
+def test_committed_adding_results_back_the_readme_summary():
+    """Study 1's claims in experiments/vanishing/README.md, from the committed results.csv files:
+    GRU solves every T, chrono 3/3 at T=100 and 2/3 at 200 and 400, forget bias 1 none in 3000
+    steps at T=200 but 2/3 by 10000, tanh Elman and IRNN none."""
+
+    def solved(name):
+        out = {}
+        for r in _rows(name):
+            key = (r["name"].split("-")[0], r["data.seq_len"])
+            out.setdefault(key, []).append(r)
+        return out
+
+    runs = solved("adding")
+    assert len(runs) == 22 and all(len(v) == 3 for v in runs.values())  # 11 cells, T=100/200
+    count = lambda rs: sum(bool(r["solved_step"]) for r in rs)  # noqa: E731
+    assert all(float(r["mse"]) < 0.01 for r in runs[("gru", "200")])
+    assert count(runs[("lstm_chrono", "100")]) == 3 and count(runs[("lstm_chrono", "200")]) == 2
+    for cell in ("elman", "lstm", "irnn_lr0.01", "irnn_lr0.001", "indrnn", "cornn", "lru"):
+        assert count(runs[(cell, "200")]) == 0, cell
+    assert count(runs[("elman", "100")]) == 0 and count(runs[("lstm", "100")]) == 0
+    longer = solved("adding_lstm_10000")[("lstm", "200")]
+    assert sorted(int(r["step"]) for r in longer) == [4600, 5300, 10000] and count(longer) == 2
+    at_400 = solved("adding_400")
+    assert count(at_400[("gru", "400")]) == 3 and count(at_400[("lstm_chrono", "400")]) == 2

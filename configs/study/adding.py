@@ -7,7 +7,8 @@ clipping, two learning rates). A run ends at the first evaluation (every 100 ste
 held-out sequences) with validation MSE below 0.01, which is its time to solve, or after 3000
 steps.
 
-Launch (about 2 h 15 min on 2 cores with --jobs 2, measured: experiments/vanishing/README.md):
+Launch (T = 100 and 200: 54 min on 2 cores with --jobs 2; T = 400 for GRU and chrono: 23 min;
+measured 2026-12-02, experiments/vanishing/README.md section 1):
   seqjax sweep --config configs/study/adding.py --workdir runs/study/adding --jobs 2
   seqjax sweep --config configs/study/adding.py:smoke --workdir /tmp/study_adding   # seconds
 

@@ -7,7 +7,7 @@ the base config; only the cell and its init differ.
 
 Launch:
   seqjax sweep --config configs/sweeps/adding.py --workdir runs/sweep_adding          # the grid
-  seqjax sweep --config configs/sweeps/adding.py:small --workdir runs/sweep_adding    # experiments/vanishing
+  seqjax sweep --config configs/sweeps/adding.py:small --workdir runs/sweep_adding    # an earlier, scaled-down sweep
   seqjax sweep --config configs/sweeps/adding.py:smoke --workdir /tmp/sweep_smoke     # CI, seconds
   seqjax report --workdir runs/sweep_adding                                           # redraw
 

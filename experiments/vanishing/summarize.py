@@ -154,9 +154,9 @@ def grad_norms_csv(curves, out: pathlib.Path) -> None:
                 if when not in norms:
                     continue
                 n, g = norms[when], norms[when]["grad_h"]
+                at = [g[k] if k < len(g) and g[k] is not None else "" for k in KEEP]
                 w.writerow([r["name"], when, n.get("decay_rate"), n.get("pascanu_rate", ""),
-                            n.get("max_singular_value", "")]
-                           + [g[k] if k < len(g) and g[k] is not None else "" for k in KEEP])  # fmt: skip
+                            n.get("max_singular_value", ""), *at])  # fmt: skip
 
 
 def distance_figure(curves, variant, x: str, out: pathlib.Path, title: str) -> None:
@@ -211,7 +211,7 @@ def distance_figure(curves, variant, x: str, out: pathlib.Path, title: str) -> N
         ax.set_xlabel("distance k = T - t", fontsize="small")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="xx-small")
-    for ax in list(axes.flat)[len(cells):]:
+    for ax in list(axes.flat)[len(cells) :]:
         ax.axis("off")
     fig.suptitle(f"{title}: ||dL/dh_(T-k)||, median over seeds (-- init, - final, : fit C r^k, "
                  "-. bound (gamma lambda_1)^k at init)", fontsize="small")  # fmt: skip
@@ -265,6 +265,20 @@ def distance(runs: pathlib.Path, sweeps, curves_too: bool = True, into: pathlib.
         print(decay_table(rs, variant, x))
 
 
+def solved_table(rs: list[dict], variant) -> str:
+    """Per cell and T: solved k/n (train.stop_when held) and the median (range) step."""
+    groups = defaultdict(list)
+    for r in rs:
+        groups[(variant(r), int(r["data.seq_len"]))].append(r)
+    out = ["| cell | T | solved | steps to solve | final MSE |", "|---|---|---|---|---|"]
+    for (cell, t), g in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        solved = [num(r["solved_step"]) for r in g]
+        k = sum(v == v for v in solved)
+        out.append(f"| {cell} | {t} | {k}/{len(g)} | {spread(solved) if k else '-'} | "
+                   f"{', '.join(fmt(num(r['mse'])) for r in g)} |")  # fmt: skip
+    return "\n".join(out)
+
+
 def main(runs: pathlib.Path, only=()) -> None:
     variant = lambda r: r["name"].split("-")[0]  # noqa: E731
     for sweep in only or ("adding", "copy", "clipping"):
@@ -280,6 +294,9 @@ def main(runs: pathlib.Path, only=()) -> None:
                 shutil.copyfile(src / name, dst / name)
         rs = rows(src / "results.csv")
         print(f"\n## {sweep}\n")
+        if sweep.startswith("adding"):
+            print(solved_table(rs, variant))
+            print()
         if sweep == "adding":
             val = lambda r: "failed" if r["status"] == "failed" else fmt(num(r["mse"]))  # noqa
             print(by_group(rs, variant, "data.seq_len", val))
