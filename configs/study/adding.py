@@ -13,8 +13,8 @@ measured 2026-12-02, experiments/vanishing/README.md section 1):
   seqjax sweep --config configs/study/adding.py:smoke --workdir /tmp/study_adding   # seconds
 
 Presets: ``smoke``; ``seq_lens=100/200/400`` (the Ts, slash-separated); ``steps=N``;
-``cells=gru/lstm_chrono`` (only these variants); ``t_max=N``, the longest dependency that chrono and IndRNN are set up for (default: the largest
-T). A sweep cut into stages keeps its runs' configs with the full ``t_max``, so the later stage
+``cells=gru/lstm_chrono`` (only these variants); ``t_max=N``, the longest dependency that
+chrono and IndRNN are set up for (default: the largest T). A sweep cut into stages keeps its runs' configs with the full ``t_max``, so the later stage
 adds runs instead of rewriting the earlier ones::
 
   seqjax sweep --config configs/study/adding.py:seq_lens=100/200,t_max=400 --workdir DIR --jobs 2
