@@ -69,10 +69,17 @@ def _study5_outputs_match_the_runs(sweep_dir, records):
 
 def test_the_study5_fit_recovers_a_geometric_decay():
     """The dotted line of the figure: C r^k fitted over k >= 1 (k = 0 holds the readout's direct
-    term), stopping at the first norm that underflowed to 0."""
+    term), stopping at the first norm that underflowed to 0; against numpy's own polyfit."""
+    import numpy as np
+
+    from seqjax.tasks.diagnostics import decay_fit
+
     g = [9.0] + [2.5 * 0.93**k for k in range(1, 40)] + [0.0, 0.0]
-    c, r = _summarize()._fit(g)
-    assert c == pytest.approx(2.5) and r == pytest.approx(0.93)
+    assert decay_fit(g) == pytest.approx((2.5, 0.93))
+    rng = np.random.default_rng(0)
+    noisy = [1.0] + list(0.7 * 0.98 ** np.arange(1, 60) * np.exp(rng.normal(0, 0.1, 59)))
+    slope, intercept = np.polyfit(np.arange(1, 60), np.log(noisy[1:]), 1)
+    assert decay_fit(noisy) == pytest.approx((np.exp(intercept), np.exp(slope)))
 
 
 def _rows(name):

@@ -118,29 +118,14 @@ KEEP = (0, 1, 2, 3, 4, 5, 7, 10, 15, 20, 30, 40, 50, 70, 100, 150, 200, 300, 400
 def _curves(sweep_dir: pathlib.Path, rs: list[dict]) -> list[tuple[dict, dict]]:
     import json
 
+    from seqjax.train.sweep_results import GRAD_NORMS
+
     out = []
     for r in rs:
-        p = sweep_dir / "runs" / r["name"] / "grad_norms.json"
+        p = sweep_dir / "runs" / r["name"] / GRAD_NORMS
         if p.is_file():
             out.append((r, json.loads(p.read_text())))
     return out
-
-
-def _fit(g: list) -> tuple[float, float]:
-    """(C, r) of the least-squares fit log g_k ~ log C + k log r over k >= 1 (seqjax's
-    ``decay_rate``), up to the first norm that underflowed."""
-    import numpy as np
-
-    from seqjax.tasks.diagnostics import decay_rate
-
-    r = decay_rate(g)
-    y = np.asarray([np.nan if v is None else v for v in g], float)[1:]
-    bad = ~(np.isfinite(y) & (y > 0))
-    y = y[: int(np.argmax(bad))] if bad.any() else y
-    if r != r or len(y) < 2:
-        return float("nan"), r
-    k = np.arange(1, len(y) + 1)
-    return float(np.exp(np.mean(np.log(y) - k * np.log(r)))), r
 
 
 def grad_norms_csv(curves, out: pathlib.Path) -> None:
@@ -169,6 +154,8 @@ def distance_figure(curves, variant, x: str, out: pathlib.Path, title: str) -> N
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from seqjax.tasks.diagnostics import decay_fit
+
     cells = list(dict.fromkeys(variant(r) for r, _ in curves))
     xs = list(dict.fromkeys(r.get(x, "-") for r, _ in curves))
     cols = min(5, len(cells))
@@ -191,7 +178,7 @@ def distance_figure(curves, variant, x: str, out: pathlib.Path, title: str) -> N
                                                for y in ys]), axis=0)  # fmt: skip
                 label = f"{x.split('.')[-1]}={xv}" if when == "final" else None
                 ax.plot(np.arange(size), y, style, color=f"C{i}", lw=1, label=label)
-                c, r = _fit(list(y))
+                c, r = decay_fit(list(y))
                 if when == "final" and c == c:
                     k = np.arange(1, size)
                     ax.plot(k, c * r**k, ":", color=f"C{i}", lw=1.2)

@@ -112,11 +112,29 @@ def probe(model, example_losses: Callable, inputs: str) -> Callable[[dict, dict]
     return jax.jit(run)
 
 
+def decay_fit(grad_h, skip: int = 1) -> tuple[float, float]:
+    r"""``(C, r)`` of a least-squares fit :math:`\log\|g_k\| \approx \log C + k \log r` over
+    ``k >= skip`` (``k = 0`` carries the readout's direct term), up to the first norm that is 0
+    or not finite (float32 underflows after a few hundred steps of fast decay); ``(nan, nan)``
+    with fewer than two points.
+
+    Example:
+      >>> c, r = decay_fit([9.0] + [2.5 * 0.93**k for k in range(1, 40)] + [0.0])
+      >>> round(c, 6), round(r, 6)
+      (2.5, 0.93)
+    """
+    g = np.asarray([np.nan if v is None else v for v in grad_h], np.float64)[skip:]
+    bad = ~(np.isfinite(g) & (g > 0))
+    if bad.any():
+        g = g[: int(np.argmax(bad))]
+    if len(g) < 2:
+        return float("nan"), float("nan")
+    slope, intercept = np.polyfit(np.arange(skip, skip + len(g)), np.log(g), 1)
+    return float(np.exp(intercept)), float(np.exp(slope))
+
+
 def decay_rate(grad_h, skip: int = 1) -> float:
-    r"""The per-step factor :math:`r` of a least-squares fit :math:`\log\|g_k\| \approx
-    \log C + k \log r` over ``k >= skip`` (``k = 0`` carries the readout's direct term), up to the
-    first norm that is 0 or not finite (float32 underflows after a few hundred steps of fast
-    decay); ``nan`` with fewer than two points.
+    r"""The per-step factor :math:`r` of :func:`decay_fit`.
 
     Example:
       >>> round(decay_rate(3.0 * 0.9 ** np.arange(20)), 6)
@@ -124,14 +142,7 @@ def decay_rate(grad_h, skip: int = 1) -> float:
       >>> round(decay_rate([5.0, 1.0, 0.5, 0.25, 0.0, 0.0]), 6)
       0.5
     """
-    g = np.asarray([np.nan if v is None else v for v in grad_h], np.float64)[skip:]
-    bad = ~(np.isfinite(g) & (g > 0))
-    if bad.any():
-        g = g[: int(np.argmax(bad))]
-    if len(g) < 2:
-        return float("nan")
-    slope = np.polyfit(np.arange(len(g)), np.log(g), 1)[0]
-    return float(np.exp(slope))
+    return decay_fit(grad_h, skip)[1]
 
 
-__all__ = ["at_distances", "decay_rate", "distances", "per_example", "probe"]
+__all__ = ["at_distances", "decay_fit", "decay_rate", "distances", "per_example", "probe"]
